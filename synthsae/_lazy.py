@@ -1,0 +1,30 @@
+"""Lazy attribute exports for package ``__init__`` files.
+
+Importing ``synthsae`` stays cheap (no matplotlib, huggingface_hub or wandb), and
+each public name lives in exactly one module, listed once in its package's table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+
+def lazy_exports(package: str, table: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """Return ``(__getattr__, __dir__)`` for a package whose names live in submodules.
+
+    ``table`` maps a public name to the submodule (relative to ``package``) that defines it.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module_name = table.get(name)
+        if module_name is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        module = importlib.import_module(f"{package}.{module_name}")
+        return getattr(module, name)
+
+    def __dir__() -> list[str]:
+        return sorted(table)
+
+    return __getattr__, __dir__

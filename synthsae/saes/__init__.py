@@ -1,0 +1,1 @@
+"""SAE architectures, one per module, behind a name registry (see :mod:`synthsae.saes.registry`)."""

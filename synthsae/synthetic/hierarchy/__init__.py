@@ -1,0 +1,1 @@
+"""Parent/child feature hierarchies: trees, generation, and the firing constraints they impose."""
