@@ -1,0 +1,307 @@
+"""SAE configuration dataclasses: the shared fields, validation and dict round trips.
+
+Every architecture subclasses :class:`SAEConfig` (inference) or :class:`TrainingSAEConfig`
+(training) and reports its registry name through :meth:`SAEConfig.architecture`.
+Configs are plain dataclasses, checked in ``__post_init__`` so that a bad value fails
+when the config is built, with a message naming the field, the value and the rule.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+import torch
+
+NORMALIZE_ACTIVATIONS_MODES = (
+    "none",
+    "expected_average_only_in",
+    "constant_norm_rescale",
+    "layer_norm",
+)
+RESHAPE_ACTIVATIONS_MODES = ("none", "hook_z")
+
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+_DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16"}
+
+# Keys a serialised config may hold besides its dataclass fields.
+RESERVED_CONFIG_KEYS = ("architecture", "metadata")
+
+T_Config = TypeVar("T_Config", bound="SAEConfig")
+
+
+def str_to_dtype(value: str | torch.dtype) -> torch.dtype:
+    """Turn ``"float32"``, ``"torch.bfloat16"`` or a ``torch.dtype`` into a ``torch.dtype``."""
+    if isinstance(value, torch.dtype):
+        if value not in _DTYPES.values():
+            raise ValueError(f"dtype must be a floating point type, got {value}")
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"dtype must be a str or torch.dtype, got {type(value).__name__}")
+    name = value.removeprefix("torch.")
+    name = _DTYPE_ALIASES.get(name, name)
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {value!r}")
+    return _DTYPES[name]
+
+
+def dtype_to_str(value: str | torch.dtype) -> str:
+    """Canonical short name (``"float32"``) of a dtype given as a string or ``torch.dtype``."""
+    dtype = str_to_dtype(value)
+    return next(name for name, candidate in _DTYPES.items() if candidate == dtype)
+
+
+# --- validation helpers, shared by the architecture configs ------------------------------
+
+
+def _where(owner: object, name: str) -> str:
+    return f"{type(owner).__name__}.{name}"
+
+
+def check_int(owner: object, name: str, value: Any, minimum: int = 1) -> int:
+    """Return ``value`` as an int, or raise ValueError/TypeError if it is not an int >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{_where(owner, name)} must be an integer, got {value!r}")
+    if value < minimum:
+        rule = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{_where(owner, name)} must be {rule}, got {value!r}")
+    return int(value)
+
+
+def check_float(
+    owner: object,
+    name: str,
+    value: Any,
+    *,
+    positive: bool = False,
+    non_negative: bool = False,
+    maximum: float | None = None,
+) -> float:
+    """Return ``value`` as a finite float, checking the requested sign and upper bound."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{_where(owner, name)} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{_where(owner, name)} must be finite, got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{_where(owner, name)} must be > 0, got {value!r}")
+    if non_negative and value < 0:
+        raise ValueError(f"{_where(owner, name)} must be >= 0, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{_where(owner, name)} must be <= {maximum}, got {value!r}")
+    return value
+
+
+def check_bool(owner: object, name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool, else raise TypeError."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{_where(owner, name)} must be True or False, got {value!r}")
+    return value
+
+
+def check_choice(owner: object, name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ValueError listing them."""
+    if value not in choices:
+        raise ValueError(f"{_where(owner, name)} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+# --- configs --------------------------------------------------------------------------------
+
+
+@dataclass
+class SAEConfig:
+    """Fields every SAE has: sizes, dtype/device, input handling and free-form metadata.
+
+    Subclasses add architecture fields and implement :meth:`architecture`.
+    ``metadata`` is a plain dict saved into ``cfg.json`` as is.
+    """
+
+    d_in: int
+    d_sae: int
+    dtype: str = "float32"
+    device: str = "cpu"
+    apply_b_dec_to_input: bool = True
+    normalize_activations: str = "none"
+    reshape_activations: str = "none"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.d_in = check_int(self, "d_in", self.d_in)
+        self.d_sae = check_int(self, "d_sae", self.d_sae)
+        try:
+            self.dtype = dtype_to_str(self.dtype)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{_where(self, 'dtype')}: {err}") from None
+        if isinstance(self.device, torch.device):
+            self.device = str(self.device)
+        if not isinstance(self.device, str) or not self.device:
+            raise TypeError(f"{_where(self, 'device')} must be a device string, got {self.device!r}")
+        check_bool(self, "apply_b_dec_to_input", self.apply_b_dec_to_input)
+        check_choice(
+            self, "normalize_activations", self.normalize_activations, NORMALIZE_ACTIVATIONS_MODES
+        )
+        check_choice(self, "reshape_activations", self.reshape_activations, RESHAPE_ACTIVATIONS_MODES)
+        if self.metadata is None:
+            self.metadata = {}
+        if not isinstance(self.metadata, Mapping):
+            raise TypeError(f"{_where(self, 'metadata')} must be a dict, got {self.metadata!r}")
+        self.metadata = dict(self.metadata)
+
+    @classmethod
+    def architecture(cls) -> str:
+        """Registry name of the architecture this config builds (e.g. ``"standard"``)."""
+        raise NotImplementedError(f"{cls.__name__} does not name an architecture")
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as JSON-friendly values, plus ``"architecture"`` and ``"metadata"``."""
+        result = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+        result["metadata"] = copy.deepcopy(self.metadata)
+        result["architecture"] = self.architecture()
+        return result
+
+    @classmethod
+    def from_dict(cls: type[T_Config], config_dict: Mapping[str, Any]) -> T_Config:
+        """Build a config from :meth:`to_dict` output.
+
+        The ``"architecture"`` key selects the class through the registry (it must be
+        ``cls`` or a subclass). Keys that are not fields of that class raise ValueError.
+        """
+        if not isinstance(config_dict, Mapping):
+            raise TypeError(f"config_dict must be a dict, got {type(config_dict).__name__}")
+        values = dict(config_dict)
+        architecture = values.pop("architecture", None)
+        if architecture is None:
+            target = cls
+        else:
+            target = cls._class_for_architecture(architecture, set(values) - {"metadata"})
+        if not issubclass(target, cls):
+            raise ValueError(
+                f"architecture {architecture!r} builds {target.__name__}, "
+                f"which is not a {cls.__name__}"
+            )
+        try:
+            target.architecture()
+        except NotImplementedError:
+            raise ValueError(
+                f"{cls.__name__}.from_dict needs an 'architecture' key to choose a config class"
+            ) from None
+        known = _field_names(target)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {unknown} for {target.__name__} "
+                f"(architecture {target.architecture()!r}); valid keys: {sorted(known)}"
+            )
+        return target(**values)
+
+    @classmethod
+    def _class_for_architecture(cls, architecture: str, keys: set[str]) -> type[SAEConfig]:
+        """The registered config class for ``architecture`` that should read ``keys``.
+
+        The inference config if it takes these keys, else the training config (so
+        ``SAEConfig.from_dict`` also reads training configs).
+        """
+        if _own_architecture(cls) == architecture:
+            return cls
+        from synthsae.saes.registry import get_sae_architecture
+
+        entry = get_sae_architecture(architecture)
+        inference = entry.inference_cfg_cls
+        training = entry.training_cfg_cls
+        if inference is not None and inference.architecture() == architecture:
+            if training is None or keys <= _field_names(inference):
+                return inference
+        if training is None:
+            raise ValueError(f"architecture {architecture!r} has no config class")
+        return training
+
+
+def _field_names(cfg_cls: type) -> set[str]:
+    return {f.name for f in fields(cfg_cls) if f.init}
+
+
+def _own_architecture(cls: type[SAEConfig]) -> str | None:
+    try:
+        return cls.architecture()
+    except NotImplementedError:
+        return None
+
+
+@dataclass
+class TrainingSAEConfig(SAEConfig):
+    """Base of the training configs; adds ``decoder_init_norm`` (keyword only).
+
+    ``decoder_init_norm`` rescales each decoder row to this norm at initialisation
+    (``None`` keeps the Kaiming-uniform norms).
+    """
+
+    decoder_init_norm: float | None = field(default=0.1, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.decoder_init_norm is not None:
+            self.decoder_init_norm = check_float(
+                self, "decoder_init_norm", self.decoder_init_norm, positive=True
+            )
+
+    @classmethod
+    def _class_for_architecture(cls, architecture: str, keys: set[str]) -> type[SAEConfig]:
+        if _own_architecture(cls) == architecture:
+            return cls
+        from synthsae.saes.registry import get_sae_architecture
+
+        entry = get_sae_architecture(architecture)
+        if entry.training_cfg_cls is None:
+            raise ValueError(f"architecture {architecture!r} has no training config class")
+        return entry.training_cfg_cls
+
+    def get_inference_config_class(self) -> type[SAEConfig]:
+        """Config class the inference save of this SAE loads as (the registry entry's)."""
+        from synthsae.saes.registry import get_sae_architecture
+
+        try:
+            entry = get_sae_architecture(self.architecture())
+        except ValueError:
+            return type(self)
+        return entry.inference_cfg_cls or type(self)
+
+    def get_training_architecture_details(self) -> dict[str, Any]:
+        """Fields that only matter for training (absent from the inference config)."""
+        inference_fields = {f.name for f in fields(self.get_inference_config_class())}
+        return {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in inference_fields and f.name != "metadata"
+        }
+
+    def get_inference_sae_cfg_dict(self) -> dict[str, Any]:
+        """The ``cfg.json`` content of an inference save.
+
+        Holds the inference config's fields taken from this config, its architecture name
+        and the metadata, extended with the training architecture and its details.
+        """
+        inference_cls = self.get_inference_config_class()
+        result = {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in fields(inference_cls)
+            if f.name != "metadata"
+        }
+        from synthsae import __version__
+
+        metadata = copy.deepcopy(self.metadata)
+        metadata.setdefault("synthsae_version", __version__)
+        metadata["training_architecture"] = self.architecture()
+        metadata["training_architecture_details"] = self.get_training_architecture_details()
+        result["metadata"] = metadata
+        result["architecture"] = inference_cls.architecture()
+        return result

@@ -1,0 +1,252 @@
+"""TopK SAE: each row keeps its ``k`` largest pre-activations (architecture ``"topk"``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from synthsae.saes.base import (
+    SAE,
+    TrainCoefficientConfig,
+    TrainingSAE,
+    TrainStepInput,
+    TrainStepOutput,
+)
+from synthsae.saes.config import SAEConfig, TrainingSAEConfig, check_bool, check_float, check_int
+from synthsae.saes.registry import register_sae_architecture
+from synthsae.saes.sparse_acts import SparseActivations, row_topk, topk_aux_loss
+
+
+def dense_row_topk(hidden_pre: torch.Tensor, k: int) -> torch.Tensor:
+    """Dense latents keeping each row's ``k`` largest entries after ReLU (others 0)."""
+    values, indices = torch.topk(hidden_pre, k, dim=-1, sorted=False)
+    return torch.zeros_like(hidden_pre).scatter(-1, indices, F.relu(values))
+
+
+@torch.no_grad()
+def fold_decoder_norm_into_encoder(W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor) -> None:
+    """In place: ``W_dec /= n``, ``W_enc *= n``, ``b_enc *= n`` with ``n = ||W_dec_j||``."""
+    norms = W_dec.norm(dim=-1).clamp(min=1e-8)
+    W_dec.div_(norms[:, None])
+    W_enc.mul_(norms[None, :])
+    b_enc.mul_(norms)
+
+
+@dataclass
+class TopKSAEConfig(SAEConfig):
+    """Config of the inference :class:`TopKSAE`.
+
+    ``rescale_acts_by_decoder_norm`` multiplies pre-activations by ``||W_dec_j||`` before
+    the selection and divides latents by it when decoding.
+    """
+
+    k: int = 100
+    rescale_acts_by_decoder_norm: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.k = check_int(self, "k", self.k)
+        if self.k > self.d_sae:
+            raise ValueError(f"{type(self).__name__}.k must be <= d_sae ({self.d_sae}), got {self.k}")
+        check_bool(self, "rescale_acts_by_decoder_norm", self.rescale_acts_by_decoder_norm)
+
+    @classmethod
+    def architecture(cls) -> str:
+        """``"topk"``."""
+        return "topk"
+
+
+class TopKSAE(SAE):
+    """Inference TopK SAE."""
+
+    cfg: TopKSAEConfig
+
+    def initialize_weights(self) -> None:
+        """Base weights plus a zero ``b_enc``."""
+        super().initialize_weights()
+        self.b_enc = self.zero_parameter(self.cfg.d_sae)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-row top-``k`` latents (ReLU applied, so fewer than ``k`` can be non-zero)."""
+        hidden_pre = self.encoder_linear(x, self.W_enc, self.b_enc)
+        if self.cfg.rescale_acts_by_decoder_norm:
+            hidden_pre = hidden_pre * self.W_dec.norm(dim=-1)
+        return dense_row_topk(hidden_pre, self.cfg.k)
+
+    def decode(self, feature_acts: torch.Tensor) -> torch.Tensor:
+        """Reconstruction; latents are divided by ``||W_dec_j||`` first when rescaling."""
+        if self.cfg.rescale_acts_by_decoder_norm:
+            feature_acts = feature_acts / self.W_dec.norm(dim=-1)
+        return self._finish_decode(feature_acts @ self.W_dec + self.b_dec)
+
+    @torch.no_grad()
+    def fold_W_dec_norm(self) -> None:
+        """Fold decoder norms into the encoder; only exact when rescaling by decoder norm."""
+        if not self.cfg.rescale_acts_by_decoder_norm:
+            raise NotImplementedError(
+                "fold_W_dec_norm would change which latents a TopK SAE keeps unless "
+                "rescale_acts_by_decoder_norm=True"
+            )
+        fold_decoder_norm_into_encoder(self.W_enc.data, self.b_enc.data, self.W_dec.data)
+
+
+@dataclass
+class TopKTrainingSAEConfig(TrainingSAEConfig):
+    """Training config of the TopK SAE.
+
+    ``aux_loss_coefficient`` weights the dead-latent auxiliary loss;
+    ``rescale_acts_by_decoder_norm`` makes the decoder act as if its rows had unit norm
+    (the norms are folded into the encoder when saving for inference).
+    ``use_sparse_activations`` is accepted for compatibility: training always keeps the
+    kept latents sparse internally and returns dense ``feature_acts``.
+    """
+
+    k: int = 100
+    use_sparse_activations: bool = False
+    aux_loss_coefficient: float = 1.0
+    rescale_acts_by_decoder_norm: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_k()
+        check_bool(self, "use_sparse_activations", self.use_sparse_activations)
+        self.aux_loss_coefficient = check_float(
+            self, "aux_loss_coefficient", self.aux_loss_coefficient, non_negative=True
+        )
+        check_bool(self, "rescale_acts_by_decoder_norm", self.rescale_acts_by_decoder_norm)
+        if self.aux_loss_coefficient > 0 and self.normalize_activations in (
+            "constant_norm_rescale",
+            "layer_norm",
+        ):
+            raise ValueError(
+                f"{type(self).__name__}: the dead-latent auxiliary loss cannot be used with "
+                f"normalize_activations={self.normalize_activations!r}; use 'none' or "
+                "'expected_average_only_in', or set aux_loss_coefficient=0"
+            )
+
+    def _check_k(self) -> None:
+        self.k = check_int(self, "k", self.k)
+        if self.k > self.d_sae:
+            raise ValueError(f"{type(self).__name__}.k must be <= d_sae ({self.d_sae}), got {self.k}")
+
+    @classmethod
+    def architecture(cls) -> str:
+        """``"topk"``."""
+        return "topk"
+
+
+class TopKTrainingSAE(TrainingSAE):
+    """TopK SAE for training, with the dead-latent auxiliary loss.
+
+    The training pass keeps the selected latents sparse and decodes them with
+    ``embedding_bag``; ``feature_acts`` is still returned dense.
+    """
+
+    cfg: TopKTrainingSAEConfig
+
+    def initialize_weights(self) -> None:
+        """Training weights plus a zero ``b_enc``."""
+        super().initialize_weights()
+        self.b_enc = self.zero_parameter(self.cfg.d_sae)
+
+    # --- pieces shared with BatchTopK and Matryoshka -----------------------------------------
+
+    def decoder_scale(self) -> torch.Tensor | None:
+        """``1 / ||W_dec_j||`` when rescaling by decoder norm, else ``None`` (differentiable)."""
+        if self.cfg.rescale_acts_by_decoder_norm:
+            return 1.0 / self.W_dec.norm(dim=-1)
+        return None
+
+    def compute_hidden_pre(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-activations, multiplied by ``||W_dec_j||`` when rescaling."""
+        hidden_pre = self.encoder_linear(x, self.W_enc, self.b_enc, sparse_grad=True)
+        if self.cfg.rescale_acts_by_decoder_norm:
+            hidden_pre = hidden_pre * self.W_dec.norm(dim=-1)
+        return hidden_pre
+
+    def select(self, hidden_pre: torch.Tensor) -> SparseActivations:
+        """Kept latents of a ``[n, d_sae]`` pre-activation matrix."""
+        return row_topk(hidden_pre, self.cfg.k)
+
+    def decode_sparse(self, acts: SparseActivations) -> torch.Tensor:
+        """:meth:`decode` of sparse latents, ``[n, d_in]``."""
+        return self._finish_decode(acts.matmul(self.W_dec, self.decoder_scale()) + self.b_dec)
+
+    # --- the SAE ----------------------------------------------------------------------------
+
+    def encode_with_hidden_pre(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense kept latents and the (rescaled) pre-activations."""
+        hidden_pre = self.compute_hidden_pre(x)
+        acts = self.select(hidden_pre.reshape(-1, self.cfg.d_sae))
+        return acts.to_dense().view(hidden_pre.shape), hidden_pre
+
+    def decode(self, feature_acts: torch.Tensor) -> torch.Tensor:
+        """Reconstruction; latents are divided by ``||W_dec_j||`` first when rescaling."""
+        scale = self.decoder_scale()
+        if scale is not None:
+            feature_acts = feature_acts * scale
+        return self._finish_decode(feature_acts @ self.W_dec + self.b_dec)
+
+    def training_forward_pass(self, step_input: TrainStepInput) -> TrainStepOutput:
+        """Sparse encode/decode, then MSE plus the auxiliary loss."""
+        hidden_pre = self.compute_hidden_pre(step_input.sae_in)
+        acts = self.select(hidden_pre.reshape(-1, self.cfg.d_sae))
+        feature_acts = acts.to_dense().view(hidden_pre.shape)
+        sae_out = self.decode_sparse(acts).view(*hidden_pre.shape[:-1], -1)
+        aux_losses = self.calculate_aux_loss(step_input, feature_acts, hidden_pre, sae_out)
+        output = self.make_step_output(step_input, feature_acts, hidden_pre, sae_out, aux_losses)
+        self.after_training_step(acts, output)
+        return output
+
+    def after_training_step(self, acts: SparseActivations, output: TrainStepOutput) -> None:
+        """Hook run at the end of each training pass (BatchTopK updates its threshold here)."""
+
+    def calculate_aux_loss(
+        self,
+        step_input: TrainStepInput,
+        feature_acts: torch.Tensor,
+        hidden_pre: torch.Tensor,
+        sae_out: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """``{"auxiliary_reconstruction_loss": ...}`` (see :func:`topk_aux_loss`)."""
+        return {"auxiliary_reconstruction_loss": self.calculate_topk_aux_loss(step_input, hidden_pre, sae_out)}
+
+    def calculate_topk_aux_loss(
+        self, step_input: TrainStepInput, hidden_pre: torch.Tensor, sae_out: torch.Tensor
+    ) -> torch.Tensor:
+        """Dead latents (top ``d_in // 2`` per row, no ReLU) reconstruct the detached residual."""
+        residual = (step_input.sae_in - sae_out).detach().reshape(-1, self.cfg.d_in)
+        loss = topk_aux_loss(
+            hidden_pre.reshape(-1, self.cfg.d_sae),
+            step_input.dead_neuron_mask,
+            residual,
+            self.W_dec,
+            self.decoder_scale(),
+            self.cfg.d_in // 2,
+        )
+        return self.cfg.aux_loss_coefficient * loss
+
+    def get_coefficients(self) -> dict[str, float | TrainCoefficientConfig]:
+        """No scheduled coefficients."""
+        return {}
+
+    @torch.no_grad()
+    def fold_W_dec_norm(self) -> None:
+        """Fold decoder norms into the encoder; only exact when rescaling by decoder norm."""
+        if not self.cfg.rescale_acts_by_decoder_norm:
+            raise NotImplementedError(
+                "fold_W_dec_norm would change which latents a TopK SAE keeps unless "
+                "rescale_acts_by_decoder_norm=True"
+            )
+        fold_decoder_norm_into_encoder(self.W_enc.data, self.b_enc.data, self.W_dec.data)
+
+    def process_state_dict_for_saving_inference(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Inference saves have unit-norm decoder rows when rescaling (norms folded in)."""
+        super().process_state_dict_for_saving_inference(state_dict)
+        if self.cfg.rescale_acts_by_decoder_norm:
+            fold_decoder_norm_into_encoder(state_dict["W_enc"], state_dict["b_enc"], state_dict["W_dec"])
+
+
+register_sae_architecture("topk", TopKTrainingSAE, TopKTrainingSAEConfig, TopKSAE, TopKSAEConfig)

@@ -1,0 +1,188 @@
+"""Losses of the standard, gated and JumpReLU SAEs against hand computations on tiny tensors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from synthsae.saes.base import TrainStepInput
+from synthsae.saes.gated import GatedTrainingSAE, GatedTrainingSAEConfig
+from synthsae.saes.jumprelu import (
+    JumpReLUFunction,
+    JumpReLUTrainingSAE,
+    JumpReLUTrainingSAEConfig,
+    StepFunction,
+)
+from synthsae.saes.standard import StandardTrainingSAE, StandardTrainingSAEConfig
+
+# d_in = 2, d_sae = 3; decoder rows have norms 1, 2, 3.
+W_ENC = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+W_DEC = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
+B_DEC = torch.tensor([0.5, 0.0])
+X = torch.tensor([[1.5, 1.0], [0.5, 2.0]])  # x - b_dec = [[1, 1], [0, 2]]
+
+
+def _set(sae: torch.nn.Module, **tensors: torch.Tensor) -> None:
+    with torch.no_grad():
+        for name, value in tensors.items():
+            getattr(sae, name).copy_(value)
+
+
+def _step(coefficients: dict[str, float], dead: torch.Tensor | None = None) -> TrainStepInput:
+    return TrainStepInput(X, coefficients, dead, n_training_steps=0)
+
+
+class TestStandard:
+    def _sae(self, **cfg) -> StandardTrainingSAE:
+        sae = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=2, d_sae=3, **cfg))
+        _set(sae, W_enc=W_ENC, W_dec=W_DEC, b_dec=B_DEC, b_enc=torch.tensor([0.0, -0.5, 0.0]))
+        return sae
+
+    def test_latents_and_mse(self) -> None:
+        sae = self._sae()
+        out = sae.training_forward_pass(_step({"l1": 0.1}))
+        # h = [[1, .5, 1], [0, 1.5, 0]]; x_hat = [[4.5, 1], [.5, 3]]; SSE per row 9 and 1
+        torch.testing.assert_close(out.feature_acts, torch.tensor([[1.0, 0.5, 1.0], [0.0, 1.5, 0.0]]))
+        torch.testing.assert_close(out.sae_out, torch.tensor([[4.5, 1.0], [0.5, 3.0]]))
+        assert out.losses["mse_loss"].item() == pytest.approx(5.0)
+
+    def test_l1_weighted_by_decoder_norms(self) -> None:
+        out = self._sae().training_forward_pass(_step({"l1": 0.1}))
+        # rows: 1*1 + .5*2 + 1*3 = 5 and 1.5*2 = 3 -> mean 4
+        assert out.losses["l1_loss"].item() == pytest.approx(0.4)
+        assert out.loss.item() == pytest.approx(5.4)
+
+    def test_lp_norm_two(self) -> None:
+        out = self._sae(lp_norm=2.0).training_forward_pass(_step({"l1": 0.1}))
+        assert out.losses["l1_loss"].item() == pytest.approx(0.1 * (math.sqrt(11.0) + 3.0) / 2)
+
+    def test_coefficient_comes_from_step_input(self) -> None:
+        sae = self._sae(l1_coefficient=7.0, l1_warm_up_steps=10)
+        assert sae.get_coefficients()["l1"].value == 7.0
+        assert sae.get_coefficients()["l1"].warm_up_steps == 10
+        assert sae.training_forward_pass(_step({"l1": 0.0})).losses["l1_loss"].item() == 0.0
+        assert sae.training_forward_pass(_step({})).losses["l1_loss"].item() == pytest.approx(28.0)
+
+
+class TestGated:
+    def _sae(self) -> GatedTrainingSAE:
+        sae = GatedTrainingSAE(GatedTrainingSAEConfig(d_in=2, d_sae=3))
+        _set(
+            sae,
+            W_enc=W_ENC,
+            W_dec=W_DEC,
+            b_dec=B_DEC,
+            b_gate=torch.tensor([0.0, -1.0, 0.5]),
+            r_mag=torch.tensor([0.0, math.log(2.0), 0.0]),
+            b_mag=torch.tensor([0.1, 0.0, -2.0]),
+        )
+        return sae
+
+    def test_latents(self) -> None:
+        out = self._sae().training_forward_pass(_step({"l1": 0.1}))
+        # pi = [[1,1,1],[0,2,0]]; gate_pre = [[1,0,1.5],[0,1,.5]]; mag_pre = [[1.1,2,-1],[.1,4,-2]]
+        torch.testing.assert_close(out.feature_acts, torch.tensor([[1.1, 0.0, 0.0], [0.0, 4.0, 0.0]]))
+        torch.testing.assert_close(out.hidden_pre, torch.tensor([[1.1, 2.0, -1.0], [0.1, 4.0, -2.0]]))
+
+    def test_losses(self) -> None:
+        out = self._sae().training_forward_pass(_step({"l1": 0.1}))
+        # x_hat = [[1.6, 0], [.5, 8]] -> SSE 1.01 and 36
+        assert out.losses["mse_loss"].item() == pytest.approx(18.505)
+        # ReLU(gate_pre) * norms: 1 + 4.5 = 5.5 and 2 + 1.5 = 3.5 -> mean 4.5
+        assert out.losses["l1_loss"].item() == pytest.approx(0.45)
+        # gate reconstruction [[6, 0], [2, 2]] -> SSE 21.25 and 2.25
+        assert out.losses["auxiliary_reconstruction_loss"].item() == pytest.approx(11.75)
+        assert out.loss.item() == pytest.approx(18.505 + 0.45 + 11.75)
+
+    def test_aux_loss_trains_decoder_and_bias(self) -> None:
+        sae = self._sae()
+        sae.training_forward_pass(_step({"l1": 0.1})).losses["auxiliary_reconstruction_loss"].backward()
+        assert sae.W_dec.grad.abs().sum() > 0 and sae.b_dec.grad.abs().sum() > 0
+        assert sae.r_mag.grad is None  # the gate path does not use the magnitudes
+
+    def test_calculate_aux_loss_matches_training_pass(self) -> None:
+        sae = self._sae()
+        step = _step({"l1": 0.1})
+        out = sae.training_forward_pass(step)
+        again = sae.calculate_aux_loss(step, out.feature_acts, out.hidden_pre, out.sae_out)
+        for name, value in again.items():
+            torch.testing.assert_close(value, out.losses[name])
+
+
+class TestJumpReLUStraightThrough:
+    H = torch.tensor([[0.48, 0.52, 1.0], [0.51, 0.2, 0.45]])
+    THETA = torch.tensor([0.5, 0.5, 0.5])
+
+    def test_jumprelu_forward_backward(self) -> None:
+        h = self.H.clone().requires_grad_()
+        theta = self.THETA.clone().requires_grad_()
+        z = JumpReLUFunction.apply(h, theta, 0.05)
+        torch.testing.assert_close(z, torch.tensor([[0.0, 0.52, 1.0], [0.51, 0.0, 0.0]]))
+        z.sum().backward()
+        torch.testing.assert_close(h.grad, torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]))
+        # (h - t)/eps = [[-.4, .4, 10], [.2, -6, -1]] -> kernel [[1,1,0],[1,0,0]]; -(t/eps) = -10
+        torch.testing.assert_close(theta.grad, torch.tensor([-20.0, -10.0, 0.0]))
+
+    def test_step_forward_backward(self) -> None:
+        h = self.H.clone().requires_grad_()
+        theta = self.THETA.clone().requires_grad_()
+        s = StepFunction.apply(h, theta, 0.05)
+        torch.testing.assert_close(s, torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]))
+        (s * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+        assert h.grad is None  # no gradient to the pre-activations
+        # -(1/eps) = -20, weighted by the upstream gradient of each column
+        torch.testing.assert_close(theta.grad, torch.tensor([-40.0, -40.0, 0.0]))
+
+
+class TestJumpReLUSAE:
+    def _sae(self, **cfg) -> JumpReLUTrainingSAE:
+        sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(d_in=2, d_sae=3, jumprelu_bandwidth=0.5, **cfg))
+        _set(
+            sae,
+            W_enc=W_ENC,
+            W_dec=W_DEC,
+            b_dec=B_DEC,
+            b_enc=torch.tensor([0.0, -0.5, 0.0]),
+            log_threshold=torch.log(torch.tensor([0.9, 0.4, 1.2])),
+        )
+        return sae  # h = [[1, .5, 1], [0, 1.5, 0]]
+
+    def test_latents_and_step_l0(self) -> None:
+        sae = self._sae()
+        out = sae.training_forward_pass(_step({"l0": 0.5}))
+        torch.testing.assert_close(out.feature_acts, torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.5, 0.0]]))
+        assert out.losses["l0_loss"].item() == pytest.approx(0.5 * (2 + 1) / 2)
+        assert "pre_act_loss" not in out.losses
+
+    def test_step_l0_gradient_reaches_log_threshold_only(self) -> None:
+        sae = self._sae()
+        sae.training_forward_pass(_step({"l0": 1.0})).losses["l0_loss"].backward()
+        assert sae.W_enc.grad is None or sae.W_enc.grad.abs().sum() == 0
+        # (h - t)/eps: col0 [.2, -1.8], col1 [.2, 2.2], col2 [-.4, -2.4] -> one hit each
+        # d loss/d t = -(1/eps)/B per hit = -1; d/d log t = t * d/d t
+        torch.testing.assert_close(sae.log_threshold.grad, -torch.tensor([0.9, 0.4, 1.2]))
+
+    def test_tanh_loss(self) -> None:
+        sae = self._sae(jumprelu_sparsity_loss_mode="tanh", jumprelu_tanh_scale=2.0)
+        out = sae.training_forward_pass(_step({"l0": 0.5}))
+        row0 = math.tanh(2.0 * 1.0 * 1.0) + math.tanh(2.0 * 0.5 * 2.0)
+        row1 = math.tanh(2.0 * 1.5 * 2.0)
+        assert out.losses["l0_loss"].item() == pytest.approx(0.5 * (row0 + row1) / 2)
+
+    def test_pre_act_loss_on_dead_latents_only(self) -> None:
+        sae = self._sae(pre_act_loss_coefficient=0.1)
+        dead = torch.tensor([True, False, True])
+        out = sae.training_forward_pass(_step({"l0": 1.0}, dead))
+        # ReLU(t - h) * norm, dead columns 0 and 2: row0 0 + .2*3; row1 .9*1 + 1.2*3
+        expected = 0.1 * ((0.2 * 3) + (0.9 + 1.2 * 3)) / 2
+        assert out.losses["pre_act_loss"].item() == pytest.approx(expected)
+        no_dead = sae.training_forward_pass(_step({"l0": 1.0}, torch.zeros(3, dtype=torch.bool)))
+        assert no_dead.losses["pre_act_loss"].item() == 0.0
+        assert sae.training_forward_pass(_step({"l0": 1.0}, None)).losses["pre_act_loss"].item() == 0.0
+
+    def test_threshold_is_exp_of_log_threshold_and_initialised(self) -> None:
+        sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(d_in=2, d_sae=3, jumprelu_init_threshold=0.02))
+        torch.testing.assert_close(sae.threshold, torch.full((3,), 0.02))
+        assert sae.get_coefficients()["l0"].value == 1.0
