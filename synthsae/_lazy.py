@@ -22,6 +22,8 @@ def lazy_exports(package: str, table: dict[str, str]) -> tuple[Callable[[str], A
         if module_name is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         module = importlib.import_module(f"{package}.{module_name}")
+        if module_name == name:  # the export is the submodule itself (e.g. ``presets``)
+            return module
         return getattr(module, name)
 
     def __dir__() -> list[str]:

@@ -90,6 +90,7 @@ _EXPORTS = {
     "SYNTHETIC_MODEL_HIERARCHY_FILENAME": "model_config",
     "upload_synthetic_model_to_huggingface": "hub",
     "presets": "presets",
+    "download_synthetic_model": "hub",
     # runner
     "SyntheticSAERunner": "runner",
     "SyntheticSAERunnerConfig": "runner_config",

@@ -1,0 +1,167 @@
+"""``synthsae train [CONFIG] [--set KEY=VALUE ...] [--resume DIR]``: a full training run.
+
+Without a config it runs the main job: a BatchTopK SAE on the ``cpu_small`` preset,
+about a minute on two CPU threads, then prints a metrics table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_JOB", "add_parser", "default_config", "run"]
+
+#: The main job's settings (``synthsae train`` with no config); d_in comes from the model.
+DEFAULT_JOB: dict[str, Any] = {
+    "synthetic_model": {"preset": "cpu_small"},
+    "sae": {"architecture": "batchtopk", "d_sae": 512, "k": 7},
+    "training_samples": 3_000_000,
+    "batch_size": 512,
+    "lr": 3e-3,
+    "eval_frequency": 2000,
+    "eval_samples": 50_000,
+    "n_checkpoints": 2,
+}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``synthsae train``."""
+    p = subparsers.add_parser(
+        "train",
+        help="train an SAE on a synthetic model (no CONFIG: the small CPU demo job)",
+        description=textwrap.fill(
+            "Train an SAE on synthetic data with known true features, evaluating it during and after "
+            "training, writing checkpoints (resumable with --resume) and these outputs to output_path: "
+            "sae_weights.safetensors + cfg.json, runner_config.json, eval_stats.json, "
+            "sparsity.safetensors and metrics.jsonl (one JSON line per logged step and eval). Without "
+            f"CONFIG, trains a BatchTopK SAE (k={DEFAULT_JOB['sae']['k']}, {DEFAULT_JOB['sae']['d_sae']} "
+            f"latents) on the cpu_small preset (512 features in 64 dims) for "
+            f"{DEFAULT_JOB['training_samples']:,} samples, about a minute on 2 CPU threads, into "
+            "runs/<timestamp>/, and prints a metrics table.", width=90),
+        epilog=(
+            "examples:\n"
+            "  synthsae train\n"
+            "  synthsae train run.yaml --set lr=1e-3 --set sae.k=16\n"
+            "  synthsae train --set device=cuda --set autocast_sae=true\n"
+            "  synthsae train --resume runs/20250101-120000/checkpoints\n"
+            + textwrap.fill(
+                "CONFIG keys are those of SyntheticSAERunnerConfig (synthetic_model, sae, training_samples, "
+                "batch_size, lr, eval_frequency, n_checkpoints, logger, seed, ...); synthetic_model may be "
+                "{preset: NAME} (optionally with fields to change), a model config dict, a saved model folder "
+                "or a hub id 'owner/name[:subfolder]'; sae needs 'architecture' and may leave out d_in.",
+                width=90)
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", nargs="?", metavar="CONFIG",
+                   help="runner config file (.yaml, .yml or .json); default: the built-in demo job")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key; dotted keys reach into sections (sae.k=8, logger.log_to_wandb=true); "
+                        "values are read as YAML (1e-3, true, null, [16, 64]); repeatable")
+    p.add_argument("--resume", metavar="DIR", default=None,
+                   help="continue from a checkpoint folder, or the latest complete checkpoint under DIR "
+                        "(its runner_config.json is the config; --set may change outputs, e.g. output_path)")
+    p.add_argument("--output", metavar="DIR", default=None,
+                   help="output folder (shorthand for --set output_path=DIR); default for the demo job: "
+                        "runs/<timestamp>")
+    p.add_argument("--device", metavar="DEV", default=None, help="shorthand for --set device=DEV (cpu, cuda, ...)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON instead of a table")
+    p.set_defaults(handler=run)
+    return p
+
+
+def _timestamped_dir(root: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path, n = root / stamp, 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{n}"
+    return path
+
+
+def default_config(output: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Any:
+    """The main job's config (see :data:`DEFAULT_JOB`), writing to ``output``
+    (default ``runs/<timestamp>``) with checkpoints in ``output/checkpoints``."""
+    from synthsae.synthetic.runner_config import SyntheticSAERunnerConfig
+
+    out = Path(output) if output is not None else _timestamped_dir(Path("runs"))
+    data = {**DEFAULT_JOB, "output_path": str(out), "checkpoint_path": str(out / "checkpoints")}
+    cfg = SyntheticSAERunnerConfig.from_dict(data)
+    return cfg.with_overrides(overrides) if overrides else cfg
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from synthsae.synthetic.runner_config import parse_override
+
+    values = dict(parse_override(text) for text in args.overrides)
+    if args.output is not None:
+        values["output_path"] = args.output
+        if args.config is None and args.resume is None:
+            values.setdefault("checkpoint_path", str(Path(args.output) / "checkpoints"))
+    if args.device is not None:
+        values["device"] = args.device
+    if args.quiet:
+        values["show_progress"] = False
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``synthsae train``; returns the exit code."""
+    import sys
+
+    from synthsae.commands.eval import format_metrics_table, metrics_summary
+    from synthsae.synthetic.runner import SyntheticSAERunner
+    from synthsae.synthetic.runner_config import SyntheticSAERunnerConfig
+    from synthsae.training.trainer import NonFiniteLossError
+
+    if args.resume is not None and args.config is not None:
+        raise ValueError("give either CONFIG or --resume DIR, not both (the checkpoint holds its config)")
+    try:
+        overrides = _overrides(args)
+        if args.resume is not None:
+            runner = SyntheticSAERunner.resume(args.resume, overrides=overrides)
+        else:
+            if args.config is not None:
+                cfg = SyntheticSAERunnerConfig.from_file(args.config, overrides=overrides)
+            else:
+                cfg = default_config(overrides.pop("output_path", None), overrides)
+            runner = SyntheticSAERunner(cfg)
+    except TypeError as err:  # config type errors: same treatment as ValueError
+        raise ValueError(str(err)) from None
+    cfg = runner.cfg
+    if not args.json:
+        where = cfg.output_path if cfg.output_path is not None else "(not saved)"
+        print(f"training {cfg.architecture} (d_sae={runner.sae.cfg.d_sae}) on {cfg.training_samples:,} samples, "
+              f"device {cfg.device}, outputs -> {where}", file=sys.stderr)
+    try:
+        result = runner.run()
+    except NonFiniteLossError as err:
+        print(f"synthsae train: error: {err}", file=sys.stderr)
+        if cfg.checkpoint_path is not None:
+            from synthsae.training.checkpoint import latest_checkpoint
+
+            last = latest_checkpoint(cfg.checkpoint_path)
+            if last is not None:
+                print(f"the last checkpoint is intact: {last}", file=sys.stderr)
+        return 1
+    if result.final_eval is None:
+        summary: dict[str, Any] = {"samples_per_second": result.samples_per_second}
+    else:
+        summary = metrics_summary(result.final_eval, d_sae=int(runner.sae.cfg.d_sae),
+                                  samples_per_second=result.samples_per_second)
+    summary["output_path"] = None if result.output_path is None else str(result.output_path)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    if result.final_eval is not None:
+        print(format_metrics_table(summary, title=f"final eval ({cfg.eval_samples:,} samples)"))
+    else:
+        print(f"trained at {result.samples_per_second or 0:,.0f} samples/s (final eval disabled)")
+    if result.output_path is not None:
+        print(f"outputs: {result.output_path}  (metrics log: {Path(result.output_path) / 'metrics.jsonl'})")
+    return 0

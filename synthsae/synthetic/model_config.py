@@ -1,0 +1,361 @@
+"""Declarative description of a :class:`~synthsae.synthetic.SyntheticModel`.
+
+A :class:`SyntheticModelConfig` says everything needed to build a synthetic world:
+sizes, firing probabilities, hierarchy, correlation, orthogonalisation, magnitudes,
+bias, dtype and seed. It serialises to the JSON layout the reference library uses
+(so model directories move between the two libraries) and also to YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from synthsae.synthetic.firing_probabilities import (
+    FiringProbabilityConfig,
+    ZipfianFiringProbabilityConfig,
+)
+from synthsae.synthetic.hierarchy.config import HierarchyConfig
+from synthsae.synthetic.magnitudes import MagnitudeConfig
+
+__all__ = [
+    "SYNTHETIC_MODEL_CONFIG_FILENAME",
+    "SYNTHETIC_MODEL_HIERARCHY_FILENAME",
+    "SYNTHETIC_MODEL_WEIGHTS_FILENAME",
+    "LowRankCorrelationConfig",
+    "OrthogonalizationConfig",
+    "SyntheticModelConfig",
+    "dtype_from_name",
+]
+
+SYNTHETIC_MODEL_CONFIG_FILENAME = "synthetic_model_config.json"
+SYNTHETIC_MODEL_WEIGHTS_FILENAME = "synthetic_model.safetensors"
+SYNTHETIC_MODEL_HIERARCHY_FILENAME = "hierarchy.json"
+
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+def dtype_from_name(name: str) -> torch.dtype:
+    """The torch dtype for a config dtype string (``"float32"`` or ``"torch.float32"``).
+
+    Raises:
+        ValueError: for an unknown name (the message lists the accepted ones).
+    """
+    key = name[len("torch."):] if isinstance(name, str) and name.startswith("torch.") else name
+    if not isinstance(key, str) or key not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)} (optionally prefixed with 'torch.'), got {name!r}")
+    return _DTYPES[key]
+
+
+# ------------------------------------------------------------------ validation
+def _int_at_least(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def _finite(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return out
+
+
+def _non_negative(name: str, value: Any) -> float:
+    out = _finite(name, value)
+    if out < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return out
+
+
+def _seed(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    return _int_at_least(name, value, 0)
+
+
+def _check_keys(cls: type, data: Any, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``data`` as a plain dict, refusing keys that are not fields of ``cls``."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}")
+    allowed = [f.name for f in fields(cls)]
+    unknown = [k for k in data if k not in allowed]
+    if unknown:
+        raise ValueError(
+            f"unknown key(s) {', '.join(repr(k) for k in unknown)} for {cls.__name__}; "
+            f"allowed keys: {', '.join(allowed)}"
+        )
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ValueError(f"{cls.__name__} is missing required key(s) {', '.join(repr(k) for k in missing)}")
+    return dict(data)
+
+
+# ------------------------------------------------------------- sub-configs
+@dataclass
+class OrthogonalizationConfig:
+    """How to push the random feature vectors apart after drawing them.
+
+    Attributes:
+        num_steps: Adam steps of the orthogonality loss (0 leaves the vectors random).
+        lr: Adam learning rate (> 0).
+        chunk_size: Rows per chunk of the loss computation (memory only, >= 1).
+    """
+
+    num_steps: int = 200
+    lr: float = 0.01
+    chunk_size: int = 1024
+
+    def __post_init__(self) -> None:
+        self.num_steps = _int_at_least("orthogonalization.num_steps", self.num_steps, 0)
+        self.lr = _finite("orthogonalization.lr", self.lr)
+        if self.lr <= 0:
+            raise ValueError(f"orthogonalization.lr must be > 0, got {self.lr!r}")
+        self.chunk_size = _int_at_least("orthogonalization.chunk_size", self.chunk_size, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-friendly dict."""
+        return {"num_steps": self.num_steps, "lr": self.lr, "chunk_size": self.chunk_size}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OrthogonalizationConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        return cls(**_check_keys(cls, data))
+
+
+@dataclass
+class LowRankCorrelationConfig:
+    """A random low-rank correlation structure between feature firings.
+
+    Attributes:
+        rank: Rank of the correlation factor (> 0).
+        correlation_scale: Scale of the factor entries (>= 0; 0 means no correlation).
+        seed: Seed of the factor. ``None`` (the default) uses the model seed + 4, as the
+            reference does; unlike the reference, an explicit seed here is honoured.
+    """
+
+    rank: int = 32
+    correlation_scale: float = 0.1
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.rank = _int_at_least("correlation.rank", self.rank, 1)
+        self.correlation_scale = _non_negative("correlation.correlation_scale", self.correlation_scale)
+        self.seed = _seed("correlation.seed", self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-friendly dict."""
+        return {"rank": self.rank, "correlation_scale": self.correlation_scale, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LowRankCorrelationConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        return cls(**_check_keys(cls, data))
+
+
+def _magnitude(name: str, value: Any) -> float | MagnitudeConfig:
+    if isinstance(value, MagnitudeConfig):
+        return value
+    if isinstance(value, Mapping):
+        return MagnitudeConfig.from_dict(dict(value))
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a number, a MagnitudeConfig or its dict form, got {value!r}")
+    return _non_negative(name, value)
+
+
+def _sub_config(name: str, value: Any, cls: type) -> Any:
+    if value is None or isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        return cls.from_dict(dict(value))
+    raise TypeError(f"{name} must be a {cls.__name__}, its dict form or None, got {value!r}")
+
+
+# ------------------------------------------------------------------ the config
+@dataclass
+class SyntheticModelConfig:
+    """Everything that defines a synthetic model (but not runtime options such as the device).
+
+    Attributes:
+        num_features: Number of ground-truth features (>= 1).
+        hidden_dim: Dimension of the hidden activations (>= 1).
+        firing_probability: Recipe for the per-feature firing probabilities.
+        hierarchy: Recipe for a random feature forest, or ``None``.
+        orthogonalization: Orthogonalisation of the feature vectors, or ``None``.
+        correlation: Low-rank correlation of the firings, or ``None``.
+        std_firing_magnitudes: Per-feature std of the firing magnitude: a number (>= 0)
+            or a :class:`MagnitudeConfig`.
+        mean_firing_magnitudes: Per-feature mean firing magnitude, likewise.
+        bias: Dictionary bias: ``False`` for none, ``True`` for a random norm-1 bias, a
+            number for a random bias of that norm.
+        dtype: dtype of the sampled feature activations (``"float32"``, ``"float64"``,
+            ``"float16"`` or ``"bfloat16"``).
+        seed: Seed of every random choice made while building (``None``: random).
+
+    Sub-configs may also be given in their dict form; they are converted on
+    construction. Invalid values raise ``ValueError``/``TypeError`` naming the field.
+    """
+
+    num_features: int
+    hidden_dim: int
+    firing_probability: FiringProbabilityConfig = field(default_factory=ZipfianFiringProbabilityConfig)
+    hierarchy: HierarchyConfig | None = None
+    orthogonalization: OrthogonalizationConfig | None = None
+    correlation: LowRankCorrelationConfig | None = None
+    std_firing_magnitudes: float | MagnitudeConfig = 0.0
+    mean_firing_magnitudes: float | MagnitudeConfig = 1.0
+    bias: bool | float = 1.0
+    dtype: str = "float32"
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.num_features = _int_at_least("num_features", self.num_features, 1)
+        self.hidden_dim = _int_at_least("hidden_dim", self.hidden_dim, 1)
+        fp = self.firing_probability
+        if isinstance(fp, Mapping):
+            fp = FiringProbabilityConfig.from_dict(dict(fp))
+        if not isinstance(fp, FiringProbabilityConfig):
+            raise TypeError(f"firing_probability must be a FiringProbabilityConfig or its dict form, got {fp!r}")
+        self.firing_probability = fp
+        self.hierarchy = _sub_config("hierarchy", self.hierarchy, HierarchyConfig)
+        self.orthogonalization = _sub_config("orthogonalization", self.orthogonalization, OrthogonalizationConfig)
+        self.correlation = _sub_config("correlation", self.correlation, LowRankCorrelationConfig)
+        self.std_firing_magnitudes = _magnitude("std_firing_magnitudes", self.std_firing_magnitudes)
+        self.mean_firing_magnitudes = _magnitude("mean_firing_magnitudes", self.mean_firing_magnitudes)
+        if not isinstance(self.bias, bool):
+            self.bias = _non_negative("bias", self.bias)
+        dtype_from_name(self.dtype)
+        self.seed = _seed("seed", self.seed)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """:attr:`dtype` as a ``torch.dtype``."""
+        return dtype_from_name(self.dtype)
+
+    # -------------------------------------------------------------- dicts
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: sub-configs as dicts (or ``None``), magnitudes as numbers or dicts."""
+
+        def sub(value: Any) -> Any:
+            return None if value is None else value.to_dict()
+
+        def mag(value: float | MagnitudeConfig) -> Any:
+            return value.to_dict() if isinstance(value, MagnitudeConfig) else value
+
+        return {
+            "num_features": self.num_features,
+            "hidden_dim": self.hidden_dim,
+            "firing_probability": self.firing_probability.to_dict(),
+            "hierarchy": sub(self.hierarchy),
+            "orthogonalization": sub(self.orthogonalization),
+            "correlation": sub(self.correlation),
+            "std_firing_magnitudes": mag(self.std_firing_magnitudes),
+            "mean_firing_magnitudes": mag(self.mean_firing_magnitudes),
+            "bias": self.bias,
+            "dtype": self.dtype,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SyntheticModelConfig:
+        """Rebuild from :meth:`to_dict` output (sub-configs as dicts or objects).
+
+        Raises:
+            ValueError: for an unknown or missing key, or an invalid value (the message
+                names the key).
+        """
+        values = _check_keys(cls, data, required=("num_features", "hidden_dim"))
+        try:
+            return cls(**values)
+        except (TypeError, KeyError) as err:
+            raise ValueError(f"invalid SyntheticModelConfig: {err}") from err
+
+    # ------------------------------------------------------- text and files
+    def to_json(self, indent: int | None = 2) -> str:
+        """The JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> SyntheticModelConfig:
+        """Parse the JSON text written by :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    def to_yaml(self) -> str:
+        """The YAML text of :meth:`to_dict` (keys in field order)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> SyntheticModelConfig:
+        """Parse YAML text. Numbers such as ``5e-4`` are read as floats (YAML 1.2 style)."""
+        data = yaml.load(text, Loader=_Yaml12FloatLoader)  # noqa: S506 - a SafeLoader subclass
+        return cls.from_dict(data)
+
+    def to_json_file(self, path: str | Path) -> Path:
+        """Write :meth:`to_json` to ``path`` (parents created) and return the path."""
+        return _write_text(Path(path), self.to_json() + "\n")
+
+    def to_yaml_file(self, path: str | Path) -> Path:
+        """Write :meth:`to_yaml` to ``path`` (parents created) and return the path."""
+        return _write_text(Path(path), self.to_yaml())
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SyntheticModelConfig:
+        """Read a config file: YAML for ``.yaml``/``.yml``, otherwise JSON.
+
+        Raises:
+            FileNotFoundError: if ``path`` does not exist.
+            ValueError: if the file cannot be parsed or holds an invalid config (the
+                message names the file).
+        """
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                return cls.from_yaml(text)
+            return cls.from_json(text)
+        except (ValueError, TypeError, yaml.YAMLError) as err:
+            raise ValueError(f"{path}: not a valid SyntheticModelConfig: {err}") from err
+
+
+def _write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class _Yaml12FloatLoader(yaml.SafeLoader):
+    """A SafeLoader that also reads ``1e-3``-style scalars (no dot) as floats."""
+
+
+_Yaml12FloatLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)

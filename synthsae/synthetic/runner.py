@@ -1,0 +1,379 @@
+"""SyntheticSAERunner: a full training run on a synthetic model.
+
+``SyntheticSAERunner(cfg).run()`` loads or builds the synthetic model, builds the SAE,
+trains it with the shared :class:`~synthsae.training.trainer.Trainer`, evaluates it
+every ``eval_frequency`` steps and at the end, writes checkpoints and outputs, and
+returns a :class:`SyntheticSAERunnerResult`.
+
+Random streams (all derived from ``cfg.seed``; ``None`` draws a seed and records it):
+
+* ``seed``: SAE initialisation, then the global torch RNG during training (run inside
+  ``torch.random.fork_rng``, so the caller's global RNG is left as it was);
+* ``seed + 1``: the training batches (the model's private sampling generator);
+* ``seed + 2``: every eval. Each eval restarts this stream, so all evals of a run see
+  the same samples and evals never shift the training stream.
+
+Resume: a checkpoint holds the trainer state (SAE, Adam, step, firing statistics,
+scaler), the data generator's state and every global RNG state. A run resumed from it
+performs exactly the remaining steps of the uninterrupted run on the same batches, so
+its final weights are identical (bit for bit on the CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import secrets
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from synthsae.saes.base import TrainingSAE
+from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_atomic
+from synthsae.synthetic.evals import SyntheticDataEvalResult, eval_sae_on_synthetic_data
+from synthsae.synthetic.runner_config import RUNNER_CONFIG_FILENAME, SyntheticSAERunnerConfig
+from synthsae.synthetic.synthetic_model import SyntheticModel
+from synthsae.synthetic.training import SyntheticActivationIterator
+from synthsae.training import checkpoint as ckpt
+from synthsae.training.logging import MetricsLogger
+from synthsae.training.trainer import (
+    NonFiniteLossError,
+    SampleThresholdCallback,
+    Trainer,
+    TrainerConfig,
+    checkpoint_thresholds,
+)
+
+__all__ = ["EVAL_STATS_FILENAME", "SyntheticSAERunner", "SyntheticSAERunnerResult"]
+
+EVAL_STATS_FILENAME = "eval_stats.json"
+RUNNER_STATE_STEM = "runner_state"
+MODEL_DIRNAME = "synthetic_model"
+SAMPLING_SEED_OFFSET, EVAL_SEED_OFFSET = 1, 2
+
+
+@dataclass
+class SyntheticSAERunnerResult:
+    """What :meth:`SyntheticSAERunner.run` returns.
+
+    Attributes:
+        sae: the trained SAE (training form).
+        synthetic_model: the model the SAE was trained on.
+        final_eval: the final evaluation, or ``None`` if it was disabled.
+        output_path: the output folder, or ``None`` if nothing was written.
+        train_seconds: wall time of training (data generation included, evals and
+            checkpoint writes excluded) in this process.
+        samples_per_second: rows trained per second over ``train_seconds``.
+    """
+
+    sae: TrainingSAE
+    synthetic_model: SyntheticModel
+    final_eval: SyntheticDataEvalResult | None
+    output_path: Path | None
+    train_seconds: float | None = None
+    samples_per_second: float | None = None
+
+
+class _Batches(SyntheticActivationIterator):
+    """The training iterator, with bf16 autocast (``autocast_data``) around the dictionary
+    product only: the firing process itself always runs in full precision."""
+
+    @torch.no_grad()
+    def next_batch(self) -> torch.Tensor:
+        gen = self.activations_generator
+        sample_sparse = getattr(gen, "sample_sparse", None)
+        features = sample_sparse(self.batch_size) if callable(sample_sparse) else gen(self.batch_size)
+        device = self.feature_dict.feature_vectors.device.type
+        with torch.autocast(device, dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext():
+            return self.feature_dict(features)
+
+
+class SyntheticSAERunner:
+    """Trains one SAE on a synthetic model (see the module docstring).
+
+    Args:
+        cfg: the run configuration.
+        override_synthetic_model: train on this model instead of ``cfg.synthetic_model``.
+        override_sae: train this SAE instead of building one from ``cfg.sae``.
+
+    Raises:
+        ValueError: if the SAE's ``d_in`` differs from the model's ``hidden_dim``.
+        FileNotFoundError: if ``cfg.synthetic_model`` names a missing local model.
+    """
+
+    def __init__(
+        self,
+        cfg: SyntheticSAERunnerConfig,
+        override_synthetic_model: SyntheticModel | None = None,
+        override_sae: TrainingSAE | None = None,
+    ) -> None:
+        if not isinstance(cfg, SyntheticSAERunnerConfig):
+            raise TypeError(f"cfg must be a SyntheticSAERunnerConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.seed = cfg.seed if cfg.seed is not None else secrets.randbelow(2**31)
+        self._model_given = override_synthetic_model is not None
+        if override_synthetic_model is not None:
+            self.synthetic_model = override_synthetic_model
+        else:
+            try:
+                self.synthetic_model = SyntheticModel.load_from_source(cfg.synthetic_model, device=cfg.device)
+            except FileNotFoundError as err:
+                raise FileNotFoundError(f"synthetic_model: {err}") from None
+        hidden = self.synthetic_model.hidden_dim
+        if override_sae is not None:
+            if override_sae.cfg.d_in != hidden:
+                raise ValueError(f"override_sae has d_in={override_sae.cfg.d_in}, but the synthetic model's "
+                                 f"hidden_dim is {hidden}")
+            self.sae = override_sae
+        else:
+            sae_cfg = copy.deepcopy(cfg.sae_config(hidden))
+            from synthsae.saes.registry import get_sae_architecture
+
+            sae_cls = get_sae_architecture(sae_cfg.architecture()).training_cls
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                self.sae = sae_cls(sae_cfg)
+        self.sae.to(cfg.device)
+        _warn_if_slow_autocast(cfg)
+        self._resume: dict[str, Any] | None = None
+        self._model_dir: Path | None = None  # where checkpoints find the model (built models only)
+        self.trainer: Trainer | None = None
+
+    # ------------------------------------------------------------------ resume
+    @classmethod
+    def resume(
+        cls,
+        checkpoint_dir: str | Path,
+        overrides: Mapping[str, Any] | None = None,
+        override_synthetic_model: SyntheticModel | None = None,
+    ) -> SyntheticSAERunner:
+        """A runner that continues from a checkpoint; call :meth:`run` on it.
+
+        ``checkpoint_dir`` is one checkpoint or a folder of them (the most advanced
+        complete one is used; unfinished ones are ignored). ``overrides`` (dotted keys)
+        may change where things go (``output_path``, ``checkpoint_path``, ``logger.*``,
+        evals); changing training keys breaks the equality with an uninterrupted run.
+        """
+        found = ckpt.latest_checkpoint(checkpoint_dir)
+        if found is None:
+            raise FileNotFoundError(f"no complete checkpoint in {checkpoint_dir}")
+        info = ckpt.read_checkpoint_info(found)
+        cfg_path = found / RUNNER_CONFIG_FILENAME
+        try:
+            cfg = SyntheticSAERunnerConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"{cfg_path}: {err}") from None
+        if overrides:
+            cfg = cfg.with_overrides(overrides)
+        state = ckpt.load_state(found, RUNNER_STATE_STEM)
+        cfg = dataclasses.replace(cfg, seed=int(state["seed"]))
+        model = override_synthetic_model
+        model_dir = found / info["synthetic_model"] if info.get("synthetic_model") else None
+        if model is None and model_dir is not None and model_dir.is_dir():
+            model = SyntheticModel.load_from_disk(model_dir, device=cfg.device)
+        runner = cls(cfg, override_synthetic_model=model)
+        runner._resume = {"state": state, "checkpoint": found}
+        runner._model_dir = model_dir.resolve() if model_dir is not None and model_dir.is_dir() else None
+        return runner
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> SyntheticSAERunnerResult:
+        """Train, evaluate and save; see the module docstring."""
+        cfg = self.cfg
+        out = Path(cfg.output_path) if cfg.output_path is not None else None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            save_json_atomic(out / RUNNER_CONFIG_FILENAME, self._config_dict())
+        logging_cfg = dataclasses.replace(cfg.logger, run_name=cfg.logger.run_name or cfg.default_run_name())
+        logger = MetricsLogger(out, logging_cfg, wandb_config=cfg.to_dict())
+        cuda = [torch.device(cfg.device).index or 0] if torch.device(cfg.device).type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=cuda):
+                return self._run(out, logger)
+        finally:
+            logger.close()
+
+    def _run(self, out: Path | None, logger: MetricsLogger) -> SyntheticSAERunnerResult:
+        cfg, model = self.cfg, self.synthetic_model
+        model.set_sampling_seed(self.seed + SAMPLING_SEED_OFFSET)
+        torch.manual_seed(self.seed)
+        data = _Batches(model.feature_dict, model.activation_generator, cfg.batch_size,
+                        autocast=cfg.autocast_data)
+        self._paused = 0.0  # seconds spent in evals and checkpoint writes
+        callbacks: list[Any] = [logger, _PeriodicEval(self, logger)]
+        if cfg.checkpoint_path is not None and cfg.n_checkpoints > 0:
+            thresholds = checkpoint_thresholds(cfg.training_samples, cfg.n_checkpoints)
+            callbacks.append(SampleThresholdCallback(thresholds, lambda t: self._checkpoint(t, final=False)))
+        trainer = self.trainer = Trainer(self.sae, data, self._trainer_config(logger), callbacks)
+        start_step = 0
+        if self._resume is not None:
+            state = self._resume["state"]
+            trainer.load_state_dict(state["trainer"])
+            ckpt.restore_rng_state(state["rng"])
+            start_step = trainer.step
+            logger.log({"event": "resume", "checkpoint": str(self._resume["checkpoint"])}, start_step)
+        start_samples, t0 = trainer.samples_seen, time.perf_counter()
+        try:
+            trainer.fit()
+        except NonFiniteLossError as err:
+            logger.log({"event": "non_finite_loss", "error": str(err), **{f"losses/{k}": v for k, v in err.losses.items()}},
+                       err.step)
+            raise
+        train_s = time.perf_counter() - t0 - self._paused
+        rate = (trainer.samples_seen - start_samples) / train_s if train_s > 0 else None
+        if cfg.save_final_checkpoint and cfg.checkpoint_path is not None:
+            self._checkpoint(trainer, final=True)
+        final_eval = None
+        if cfg.run_final_eval and cfg.eval_samples > 0:
+            final_eval = self.evaluate(scaled=False)
+            logger.log(final_eval.to_log_dict(prefix="final/"), trainer.step,
+                       histograms=self._histograms() if logger.wandb_run is not None else None)
+        logger.log({"final/train_seconds": train_s, "final/samples_per_second": rate,
+                    "final/steps": trainer.step - start_step}, trainer.step)
+        if out is not None:
+            self._save_outputs(out, final_eval)
+        return SyntheticSAERunnerResult(self.sae, model, final_eval, out, train_s, rate)
+
+    def _trainer_config(self, logger: MetricsLogger) -> TrainerConfig:
+        cfg = self.cfg
+        return TrainerConfig(
+            total_training_samples=cfg.training_samples, batch_size=cfg.batch_size, lr=cfg.lr, lr_end=cfg.lr_end,
+            lr_scheduler_name=cfg.lr_scheduler_name, lr_warm_up_steps=cfg.lr_warm_up_steps,
+            lr_decay_steps=cfg.lr_decay_steps, n_restart_cycles=cfg.n_restart_cycles, adam_beta1=cfg.adam_beta1,
+            adam_beta2=cfg.adam_beta2, dead_feature_window=cfg.dead_feature_window,
+            feature_sampling_window=cfg.feature_sampling_window, device=cfg.device, autocast=cfg.autocast_sae,
+            log_frequency=logger.cfg.wandb_log_frequency, n_batches_for_norm_estimate=cfg.n_batches_for_norm_estimate,
+            show_progress=cfg.show_progress,
+        )
+
+    def _config_dict(self) -> dict[str, Any]:
+        """The config as saved: the SAE section with its resolved ``d_in`` and the seed used."""
+        d = self.cfg.to_dict()
+        d["sae"] = {**self.sae.cfg.to_dict(), "device": self.cfg.device}
+        d["seed"] = self.seed
+        return d
+
+    # ------------------------------------------------------------------ evals
+    @contextlib.contextmanager
+    def _eval_stream(self) -> Iterator[None]:
+        gen = self.synthetic_model.activation_generator
+        saved = gen.generator
+        gen.generator = torch.Generator(device=self.synthetic_model.device).manual_seed(self.seed + EVAL_SEED_OFFSET)
+        try:
+            yield
+        finally:
+            gen.generator = saved
+
+    def evaluate(self, scaled: bool = True, num_samples: int | None = None) -> SyntheticDataEvalResult:
+        """Evaluate the SAE on the eval stream (``scaled``: through the trainer's activation scaler)."""
+        scaler = self.trainer.activation_scaler if scaled and self.trainer is not None else None
+        with self._eval_stream():
+            return eval_sae_on_synthetic_data(
+                self.sae, self.synthetic_model.feature_dict, self.synthetic_model.activation_generator,
+                num_samples=num_samples or self.cfg.eval_samples, batch_size=self.cfg.batch_size,
+                activation_scaler=scaler if scaler is not None and scaler.scaling_factor is not None else None,
+            )
+
+    def _histograms(self) -> dict[str, torch.Tensor]:
+        hist = getattr(self.sae, "log_histograms", None)
+        return {k: torch.as_tensor(v) for k, v in hist().items()} if callable(hist) else {}
+
+    # ------------------------------------------------------------------ checkpoints and outputs
+    def _checkpoint(self, trainer: Trainer, final: bool) -> Path:
+        """Write a complete checkpoint of the current state (atomically) and return it."""
+        t0 = time.perf_counter()
+        _raise_if_non_finite(trainer)
+        root = Path(self.cfg.checkpoint_path)  # type: ignore[arg-type]
+        model_ref = self._model_reference(root)
+        name = f"final_{trainer.samples_seen}" if final else str(trainer.samples_seen)
+        state = {"trainer": trainer.state_dict(), "rng": ckpt.capture_rng_state(), "seed": self.seed}
+        sparsity = trainer.slots[0].stats.log_feature_sparsity()
+
+        def write(tmp: Path) -> None:
+            self.sae.save_model(tmp)
+            save_tensors_atomic(tmp / SPARSITY_FILENAME, {"sparsity": sparsity})
+            trainer.activation_scaler.save(tmp / "activation_scaler.json")
+            save_json_atomic(tmp / RUNNER_CONFIG_FILENAME, self._config_dict())
+            ckpt.save_state(tmp, state, RUNNER_STATE_STEM)
+
+        info = {"step": trainer.step, "samples_seen": trainer.samples_seen, "final": final,
+                "synthetic_model": model_ref}
+        path = ckpt.write_checkpoint(root / name, write, info)
+        self._paused += time.perf_counter() - t0
+        return path
+
+    def _model_reference(self, root: Path) -> str | None:
+        """Relative path from a checkpoint to a saved copy of a model that ``cfg.synthetic_model``
+        does not name (built from a config, or passed in); saved once per checkpoint folder."""
+        if isinstance(self.cfg.synthetic_model, str) and not self._model_given and self._model_dir is None:
+            return None
+        if self._model_dir is None:
+            target = root / MODEL_DIRNAME
+            if not (target / "synthetic_model_config.json").is_file():
+                self.synthetic_model.save(target)
+            self._model_dir = target.resolve()
+        rel = Path("..") / MODEL_DIRNAME if self._model_dir == (root / MODEL_DIRNAME).resolve() else self._model_dir
+        return str(rel)
+
+    def _save_outputs(self, out: Path, final_eval: SyntheticDataEvalResult | None) -> None:
+        self.sae.save_inference_model(out)
+        if self.trainer is not None:
+            save_tensors_atomic(out / SPARSITY_FILENAME,
+                                {"sparsity": self.trainer.slots[0].stats.log_feature_sparsity()})
+        save_json_atomic(out / RUNNER_CONFIG_FILENAME, self._config_dict())
+        if self.cfg.save_synthetic_model:
+            self.synthetic_model.save(out / MODEL_DIRNAME)
+        if final_eval is not None:
+            save_json_atomic(out / EVAL_STATS_FILENAME, final_eval.to_dict())
+
+
+def _warn_if_slow_autocast(cfg: SyntheticSAERunnerConfig) -> None:
+    """bf16 autocast on a CPU without native bf16 matrix units falls back to slow kernels."""
+    if not (cfg.autocast_sae or cfg.autocast_data) or torch.device(cfg.device).type != "cpu":
+        return
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
+        return
+    if not native:
+        warnings.warn("autocast_sae/autocast_data on this CPU: it has no native bf16 support, so bf16 matrix "
+                      "products are much slower than float32; autocast is meant for GPUs", UserWarning, stacklevel=3)
+
+
+def _raise_if_non_finite(trainer: Trainer) -> None:
+    """Refuse to checkpoint a state reached through a NaN/inf loss (checked once per checkpoint)."""
+    check = getattr(trainer, "check_finite", None) or getattr(trainer, "_check_finite", None)
+    if callable(check):
+        check()
+
+
+class _PeriodicEval:
+    """Trainer callback: an eval every ``eval_frequency`` steps, logged as ``synthetic/*``.
+
+    At the last step the final eval (if enabled) takes its place.
+    """
+
+    def __init__(self, runner: SyntheticSAERunner, logger: MetricsLogger) -> None:
+        self.runner, self.logger = runner, logger
+        cfg = runner.cfg
+        self.every = cfg.eval_frequency if cfg.eval_samples > 0 else 0
+        self.final_replaces_last = cfg.run_final_eval and cfg.eval_samples > 0
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if not self.every or trainer.step % self.every:
+            return
+        if self.final_replaces_last and trainer.samples_seen >= trainer.cfg.total_training_samples:
+            return
+        t0 = time.perf_counter()
+        result = self.runner.evaluate(scaled=True)
+        hist = self.runner._histograms() if self.logger.wandb_run is not None else None
+        self.logger.log(result.to_log_dict(prefix="synthetic/"), trainer.step, histograms=hist)
+        self.runner._paused += time.perf_counter() - t0
+

@@ -1,0 +1,146 @@
+"""Adam and gradient clipping with little per-step overhead.
+
+For the small SAEs of toy experiments, ``torch.optim.Adam.step()`` and
+``torch.nn.utils.clip_grad_norm_`` spend most of their time in Python bookkeeping,
+and building a ``torch.optim`` optimizer imports ``torch._dynamo`` (seconds on a
+small CPU). :class:`Adam` is plain Adam (no weight decay, no amsgrad) that calls
+the fused kernel ``torch.optim.Adam(fused=True)`` itself uses where the device
+supports it, else a few ``torch._foreach_*`` ops. Its ``state_dict`` has
+``torch.optim.Adam``'s layout, so either optimizer can load the other's state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+
+def _fused_kernel_works(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``torch._fused_adam_`` runs on this device/dtype (probed once on a scalar)."""
+    if not hasattr(torch, "_fused_adam_") or device.type not in ("cpu", "cuda") or not dtype.is_floating_point:
+        return False
+    t = [torch.zeros(1, device=device, dtype=dtype) for _ in range(4)]
+    step = [torch.ones((), device=device, dtype=torch.float32)]
+    try:
+        torch._fused_adam_([t[0]], [t[1]], [t[2]], [t[3]], [], step, lr=1e-3, beta1=0.9, beta2=0.999,
+                           weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+    except (RuntimeError, NotImplementedError, TypeError):
+        return False
+    return True
+
+
+class Adam:
+    """Adam over one parameter group (default eps 1e-8, no weight decay).
+
+    ``step(lr)`` takes the learning rate of this step; parameters whose ``grad`` is
+    ``None`` are skipped (their state does not advance), as in ``torch.optim.Adam``.
+    ``param_groups[0]["lr"]`` holds the last learning rate used.
+    """
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("Adam needs at least one parameter")
+        p0 = self.params[0]
+        self.fused = all(p.device == p0.device and p.dtype == p0.dtype for p in self.params) and \
+            _fused_kernel_works(p0.device, p0.dtype)
+        self.param_groups = [{
+            "params": self.params, "lr": float(lr), "betas": tuple(betas), "eps": float(eps), "weight_decay": 0.0,
+            "amsgrad": False, "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
+            "fused": True if self.fused else None,
+        }]
+        self.state: dict[torch.nn.Parameter, dict[str, torch.Tensor]] = {}
+        self._steps: dict[torch.nn.Parameter, int] = {}  # host copy of each parameter's step count
+
+    def _state_for(self, p: torch.nn.Parameter) -> dict[str, torch.Tensor]:
+        state = self.state.get(p)
+        if state is None:
+            state = self.state[p] = {
+                "step": torch.zeros((), dtype=torch.float32, device=p.device),
+                "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+            }
+            self._steps[p] = 0
+        return state
+
+    @torch.no_grad()
+    def step(self, lr: float | None = None) -> None:
+        """One update of every parameter that has a gradient."""
+        group = self.param_groups[0]
+        if lr is not None:
+            group["lr"] = lr
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        params = [p for p in self.params if p.grad is not None]
+        if not params:
+            return
+        states = [self._state_for(p) for p in params]
+        grads = [p.grad for p in params]
+        exp_avgs = [s["exp_avg"] for s in states]
+        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1)
+        for p in params:
+            self._steps[p] += 1
+        if self.fused:
+            torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=lr, beta1=beta1, beta2=beta2,
+                               weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+            return
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        for p, m, v in zip(params, exp_avgs, exp_avg_sqs):
+            n = self._steps[p]
+            denom = v.sqrt().div_(math.sqrt(1 - beta2 ** n)).add_(eps)
+            p.addcdiv_(m, denom, value=-lr / (1 - beta1 ** n))
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    # ------------------------------------------------------------------ state (torch.optim.Adam layout)
+    def state_dict(self) -> dict[str, Any]:
+        group = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        group["params"] = list(range(len(self.params)))
+        return {"state": {i: dict(self.state[p]) for i, p in enumerate(self.params) if p in self.state},
+                "param_groups": [group]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state written by this class or by ``torch.optim.Adam`` for the same parameters."""
+        groups = state_dict["param_groups"]
+        ids = [i for g in groups for i in g["params"]]
+        if len(ids) != len(self.params):
+            raise ValueError(f"optimizer state covers {len(ids)} parameters, this optimizer has {len(self.params)}")
+        saved = groups[0]
+        self.param_groups[0].update(lr=saved["lr"], betas=tuple(saved["betas"]), eps=saved["eps"])
+        self.state, self._steps = {}, {}
+        for i, p in zip(ids, self.params):
+            s = state_dict["state"].get(i)
+            if s is None:
+                continue
+            self.state[p] = {
+                "step": torch.as_tensor(s["step"], dtype=torch.float32).to(p.device).clone(),
+                "exp_avg": s["exp_avg"].to(device=p.device, dtype=p.dtype).clone(),
+                "exp_avg_sq": s["exp_avg_sq"].to(device=p.device, dtype=p.dtype).clone(),
+            }
+            self._steps[p] = int(self.state[p]["step"].item())
+
+
+def clip_grad_norm_(params: list[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
+    """Scale gradients in place so their global L2 norm is at most ``max_norm``.
+
+    Same rule as ``torch.nn.utils.clip_grad_norm_`` (factor ``max_norm / (norm + 1e-6)``,
+    capped at 1) with fewer Python steps. Returns the pre-clipping norm as a tensor
+    (never read back here, so no host sync).
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    norms = torch._foreach_norm(grads) if hasattr(torch, "_foreach_norm") else [g.norm() for g in grads]
+    total = torch.linalg.vector_norm(torch.stack(norms))
+    coef = (total + 1e-6).reciprocal_().mul_(max_norm).clamp_(max=1.0)
+    torch._foreach_mul_(grads, coef)
+    return total

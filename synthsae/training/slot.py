@@ -1,0 +1,153 @@
+"""One SAE's share of a training run: optimizer, schedules, firing statistics, scaler.
+
+:class:`SAESlot` performs the per-step work for its SAE without any host sync and
+builds the logged metrics (one sync) on logging steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import TYPE_CHECKING
+
+import torch
+
+from synthsae.saes.base import TrainingSAE, TrainStepInput, TrainStepOutput
+from synthsae.training.activation_scaler import ActivationScaler
+from synthsae.training.firing_stats import FiringStats
+from synthsae.training.optim import Adam, clip_grad_norm_
+from synthsae.training.schedules import CoefficientSchedule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from synthsae.training.trainer import TrainerConfig
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite.
+
+    Steps are counted from 1 (step ``n`` is the ``n``-th optimizer step). The loss is
+    checked every ``log_frequency`` steps, so it first went non-finite at a step in
+    ``[first_step, step]``. Attributes: ``step``, ``first_step``, ``sae_index`` and
+    ``losses`` (each loss term's value at ``step``).
+    """
+
+    def __init__(self, step: int, first_step: int, sae_index: int, losses: dict[str, float]) -> None:
+        self.step, self.first_step, self.sae_index, self.losses = step, first_step, sae_index, losses
+        terms = ", ".join(f"{k}={v:.6g}" for k, v in losses.items())
+        where = f"at step {step}" if first_step >= step else f"at a step between {first_step} and {step}"
+        super().__init__(f"non-finite training loss for SAE {sae_index} {where}; at step {step}: {terms}")
+
+
+class SAESlot:
+    """Everything that belongs to one SAE in a (multi-SAE) run."""
+
+    def __init__(self, sae: TrainingSAE, cfg: TrainerConfig) -> None:
+        device = torch.device(cfg.device)
+        self.sae = sae.to(device)
+        self.cfg = cfg
+        self.params = [p for p in sae.parameters() if p.requires_grad]
+        self.lr_schedule = cfg.lr_schedule()
+        self.coef_schedules: dict[str, CoefficientSchedule] = {}
+        for name, coef in sae.get_coefficients().items():
+            if isinstance(coef, (int, float)) and not isinstance(coef, bool):
+                self.coef_schedules[name] = CoefficientSchedule(coef, 0)
+            else:  # TrainCoefficientConfig(value, warm_up_steps)
+                self.coef_schedules[name] = CoefficientSchedule(coef.value, int(coef.warm_up_steps))
+        self.stats = FiringStats(sae.cfg.d_sae, device, cfg.dead_feature_window, cfg.feature_sampling_window)
+        self.scaler = ActivationScaler()
+        dtype = getattr(torch, cfg.autocast_dtype)
+        self.autocast = (torch.autocast(device.type, dtype=dtype) if cfg.autocast else contextlib.nullcontext())
+        use_grad_scaler = cfg.autocast and dtype == torch.float16 and device.type == "cuda"
+        self.grad_scaler = None
+        betas = (cfg.adam_beta1, cfg.adam_beta2)
+        self.optimizer: Adam | torch.optim.Adam = Adam(self.params, cfg.lr, betas)
+        if use_grad_scaler:  # fp16 on CUDA: the scaler needs a torch optimizer
+            scaler_cls = getattr(torch.amp, "GradScaler", None) or torch.cuda.amp.GradScaler  # torch < 2.3
+            self.grad_scaler = scaler_cls(device.type)
+            self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, betas=betas)
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # non-finite detector
+        self.checked_step = 0  # loss_sum covers the steps after this one
+        self.last_losses: dict[str, torch.Tensor] = {}
+
+    def coefficients(self, step: int) -> dict[str, float]:
+        return {name: s.value_at(step) for name, s in self.coef_schedules.items()}
+
+    def train_step(self, batch: torch.Tensor, step: int, is_logging_step: bool) -> TrainStepOutput:
+        """Forward, firing stats, backward, clip, Adam step, zero grads (no host sync)."""
+        if not self.sae.training:
+            self.sae.train()
+        step_input = TrainStepInput(
+            sae_in=self.scaler.scale(batch),
+            coefficients=self.coefficients(step),
+            dead_neuron_mask=self.stats.dead_mask(),
+            n_training_steps=step,
+            is_logging_step=is_logging_step,
+        )
+        with self.autocast:
+            out = self.sae.training_forward_pass(step_input)
+        self.stats.update(out.feature_acts)
+        self.loss_sum.add_(out.loss.detach())
+        self.last_losses = {"overall_loss": out.loss, **out.losses}
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(out.loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+        else:
+            out.loss.backward()
+        if self.cfg.max_grad_norm is not None:
+            clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        lr = self.lr_schedule.lr_at(step)
+        if self.grad_scaler is not None:
+            self.optimizer.param_groups[0]["lr"] = lr
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            self.optimizer.step(lr)  # type: ignore[call-arg]
+        for p in self.params:
+            p.grad = None
+        return out
+
+    @torch.no_grad()
+    def log_metrics(self, out: TrainStepOutput, step: int, samples_seen: int, sae_index: int) -> dict[str, float]:
+        """The §6.4 training-step keys for the step just completed (one host sync).
+
+        Also checks the non-finite flag accumulated since the last check.
+        """
+        d_in = out.sae_in.shape[-1]
+        x = out.sae_in.reshape(-1, d_in).float()
+        err = (out.sae_out.reshape(-1, d_in).float() - x).pow(2).sum(-1)
+        var = (x - x.mean(0)).pow(2).sum(-1)
+        ev_rows = 1 - err / var
+        acts = out.feature_acts
+        l0 = (acts.coalesce().values() != 0).sum() / max(acts.shape[0], 1) if acts.is_sparse else \
+            (acts != 0).sum(-1).float().mean()
+        names = ["losses/overall_loss", *(f"losses/{k}" for k in out.losses), "metrics/explained_variance",
+                 "metrics/explained_variance_legacy", "metrics/explained_variance_legacy_std", "metrics/l0",
+                 "sparsity/mean_passes_since_fired", "sparsity/dead_features"]
+        tensors = [out.loss, *(torch.as_tensor(v) for v in out.losses.values()), 1 - err.mean() / var.mean(),
+                   ev_rows.mean(), ev_rows.std(), l0,
+                   self.stats.steps_since_fired.float().mean(), self.stats.dead_mask().sum()]
+        extra: dict[str, float] = {}
+        for key, value in out.metrics.items():
+            value = value() if callable(value) else value
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                names.append(f"metrics/{key}")
+                tensors.append(value)
+            elif isinstance(value, (int, float)):
+                extra[f"metrics/{key}"] = float(value)
+        device = self.loss_sum.device
+        values = torch.stack([t.detach().float().reshape(()).to(device) for t in tensors] + [self.loss_sum.float()])
+        values = values.tolist()
+        loss_flag = values.pop()
+        metrics = dict(zip(names, values))
+        metrics.update(extra)
+        metrics["details/current_learning_rate"] = self.lr_schedule.lr_at(step)  # lr of the next step
+        metrics["details/n_training_samples"] = float(samples_seen)
+        for name, sched in self.coef_schedules.items():
+            metrics[f"details/{name}_coefficient"] = sched.value_at(step)
+        if not math.isfinite(loss_flag):
+            losses = {"overall_loss": metrics["losses/overall_loss"]}
+            losses.update({k: metrics[f"losses/{k}"] for k in out.losses})
+            raise NonFiniteLossError(step, self.checked_step + 1, sae_index, losses)
+        self.loss_sum.zero_()
+        self.checked_step = step
+        return metrics

@@ -1,0 +1,160 @@
+"""SyntheticActivationIterator and train_toy_sae."""
+
+import pytest
+import torch
+
+from synthsae import (
+    StandardTrainingSAE,
+    StandardTrainingSAEConfig,
+    TopKTrainingSAE,
+    TopKTrainingSAEConfig,
+)
+from synthsae.synthetic import (
+    ActivationGenerator,
+    FeatureDictionary,
+    SyntheticActivationIterator,
+    eval_sae_on_synthetic_data,
+    train_toy_sae,
+)
+
+
+def toy(seed: int = 0, num_features: int = 16, hidden_dim: int = 32, p: float = 0.25):
+    fd = FeatureDictionary(num_features=num_features, hidden_dim=hidden_dim, seed=seed)
+    gen = ActivationGenerator(num_features=num_features, firing_probabilities=torch.ones(num_features) * p, seed=seed)
+    return fd, gen
+
+
+def standard(d_in: int = 32, d_sae: int = 16, l1: float = 5e-2, seed: int = 0) -> StandardTrainingSAE:
+    torch.manual_seed(seed)
+    return StandardTrainingSAE(StandardTrainingSAEConfig(d_in=d_in, d_sae=d_sae, l1_coefficient=l1))
+
+
+class DenseOnly:
+    """A generator without ``sample_sparse``: the iterator must call it for dense batches."""
+
+    def __init__(self, gen: ActivationGenerator) -> None:
+        self.gen = gen
+
+    def __call__(self, batch_size: int) -> torch.Tensor:
+        return self.gen.sample(batch_size)
+
+
+def test_iterator_shape_sparsity_and_values():
+    fd, gen = toy(1)
+    it = SyntheticActivationIterator(fd, gen, batch_size=512)
+    assert iter(it) is it
+    batch = next(it)
+    assert batch.shape == (512, 32) and batch.dtype == torch.float32 and not batch.requires_grad
+    # each row is a sum of ~4 of the 16 unit feature vectors: recover the firing pattern
+    coeffs = batch @ fd.feature_vectors.detach().T @ torch.linalg.inv(fd.feature_vectors.detach() @ fd.feature_vectors.detach().T)
+    fired = (coeffs.abs() > 0.5).float()
+    assert fired.sum(-1).mean().item() == pytest.approx(4.0, abs=0.4)
+    # same seed, same batches as the generator's sparse sample through the dictionary
+    fd2, gen2 = toy(1)
+    with torch.no_grad():
+        assert torch.allclose(batch, fd2(gen2.sample_sparse(512)), atol=1e-6)
+
+
+def test_iterator_dense_fallback_matches():
+    fd, gen = toy(2)
+    dense = SyntheticActivationIterator(fd, DenseOnly(gen), batch_size=64)
+    fd2, gen2 = toy(2)
+    with torch.no_grad():
+        assert torch.allclose(next(dense), fd2(gen2.sample(64)), atol=1e-6)
+
+
+def test_iterator_autocast_and_state():
+    fd, gen = toy(3)
+    it = SyntheticActivationIterator(fd, gen, batch_size=32, autocast=True)
+    assert next(it).dtype == torch.bfloat16
+    plain = SyntheticActivationIterator(fd, gen, batch_size=32)
+    state = plain.state_dict()
+    a = [next(plain) for _ in range(3)]
+    plain.load_state_dict(state)
+    assert all(torch.equal(x, next(plain)) for x in a)
+    with pytest.raises(ValueError, match="batch_size"):
+        SyntheticActivationIterator(fd, gen, batch_size=0)
+
+
+def test_train_toy_sae_runs_in_place_and_returns_none():
+    fd, gen = toy()
+    sae = standard()
+    w = sae.W_dec.detach().clone()
+    assert train_toy_sae(sae, fd, gen, training_samples=2048, batch_size=256, show_progress=False) is None
+    assert not torch.equal(w, sae.W_dec.detach())
+
+
+def test_snapshots_count_spacing_and_trainer():
+    fd, gen = toy()
+    steps, samples, trainers = [], [], []
+
+    def snap(trainer):
+        steps.append(trainer.step)
+        samples.append(trainer.samples_seen)
+        trainers.append(trainer)
+
+    train_toy_sae(standard(), fd, gen, training_samples=4096, batch_size=128, n_snapshots=4, snapshot_fn=snap,
+                  show_progress=False)
+    # thresholds 820, 1640, 2460, 3280 samples; each fires after the first step past it
+    assert samples == [896, 1664, 2560, 3328]
+    assert steps == [7, 13, 20, 26]
+    assert all(t is trainers[0] for t in trainers) and isinstance(trainers[0].sae, StandardTrainingSAE)
+
+
+def test_no_snapshots_by_default_and_error_without_fn():
+    fd, gen = toy()
+    train_toy_sae(standard(), fd, gen, training_samples=1024, batch_size=128, show_progress=False)
+    sae = standard()
+    w = sae.W_dec.detach().clone()
+    with pytest.raises(ValueError, match="snapshot_fn"):
+        train_toy_sae(sae, fd, gen, training_samples=1024, batch_size=128, n_snapshots=2, show_progress=False)
+    assert torch.equal(w, sae.W_dec.detach())  # raised before training
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"training_samples": 100, "batch_size": 128}, "training_samples"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"n_snapshots": -1}, "n_snapshots"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    fd, gen = toy()
+    with pytest.raises(ValueError, match=match):
+        train_toy_sae(standard(), fd, gen, show_progress=False, **kwargs)
+
+
+def test_d_in_mismatch_names_both():
+    fd, gen = toy()
+    with pytest.raises(ValueError, match=r"d_in \(24\).*hidden_dim \(32\)"):
+        train_toy_sae(standard(d_in=24), fd, gen, training_samples=1024, show_progress=False)
+
+
+@pytest.mark.parametrize("autocast_sae, autocast_data", [(True, False), (False, True), (True, True)])
+def test_autocast_runs(autocast_sae, autocast_data):
+    fd, gen = toy()
+    sae = standard()
+    train_toy_sae(sae, fd, gen, training_samples=1024, batch_size=128, autocast_sae=autocast_sae,
+                  autocast_data=autocast_data, show_progress=False)
+    assert torch.isfinite(sae.W_dec).all() and sae.W_dec.dtype == torch.float32
+
+
+def test_topk_trains_with_dead_mask():
+    fd, gen = toy(num_features=8, hidden_dim=16)
+    torch.manual_seed(0)
+    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=16, d_sae=32, k=2))
+    train_toy_sae(sae, fd, gen, training_samples=2048, batch_size=128, lr=1e-3, show_progress=False)
+    assert torch.isfinite(sae.W_dec).all()
+
+
+def test_docs_toy_recovers_the_features():
+    """The docs' basic workflow (16 features in 32 dims, p=0.25, L1 5e-2), on a short budget:
+    160k samples at batch 256 and lr 1e-2 (the default 10M at lr 3e-4 takes far longer)."""
+    fd, gen = toy(seed=0)
+    sae = standard()
+    train_toy_sae(sae, fd, gen, training_samples=160_000, batch_size=256, lr=1e-2, show_progress=False)
+    result = eval_sae_on_synthetic_data(sae, fd, gen, num_samples=20_000)
+    assert result.mcc > 0.99
+    assert result.explained_variance > 0.95
+    assert result.sae_l0 == pytest.approx(4.0, abs=0.3)
