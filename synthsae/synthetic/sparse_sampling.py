@@ -1,4 +1,4 @@
-"""Samplers whose cost grows with the number of firings, not with batch x features.
+"""Samplers whose cost follows the number of firings rather than batch x features.
 
 * :func:`bernoulli_segment_positions`: the successes of independent Bernoulli trials
   laid out in segments, drawn as geometric gaps between successes.
@@ -7,7 +7,9 @@
   bucket) and candidates are thinned down to each feature's own rate.
 * :class:`LowRankThinning`: the Gaussian-copula firing pattern of a low-rank
   correlation ``z = eps @ factor.T + eta * sqrt(diag)``, sampled exactly by thinning
-  given the per-row latent ``eps`` (see the class docstring).
+  given the per-row latent ``eps`` (see the class docstring); its one dense step is a
+  ``[features, R + 1] x [R + 1, batch]`` product compared with per-feature caps, done in
+  blocks so that memory stays small.
 * :func:`choose_one_per_run`: one uniformly random survivor per run of equal keys.
 
 All randomness comes from an optional ``torch.Generator`` (else the global RNG).

@@ -23,6 +23,18 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["SyntheticActivationIterator", "train_toy_sae"]
 
 
+_CHUNK_ELEMENTS = 1 << 20  # hidden-activation floats drawn per generator call (4 MiB in fp32) ...
+_MAX_CHUNK_BATCHES = 16  # ... at most this many batches at once
+
+
+def _rows_independent(generator: Any) -> bool:
+    """True when the generator's rows are i.i.d. (no modifier that could mix rows of a batch)."""
+    from synthsae.synthetic.hierarchy.modifier import HierarchyModifier
+
+    modifiers = getattr(generator, "modify_activations", None)
+    return modifiers is not None and all(isinstance(m, HierarchyModifier) for m in modifiers)
+
+
 class SyntheticActivationIterator(Iterator[torch.Tensor]):
     """Endless batches of hidden activations ``feature_dict(activations_generator(batch_size))``.
 
@@ -31,9 +43,16 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
     dictionary; otherwise the generator is called for a dense batch. With
     ``autocast=True`` both run under bf16 autocast on the dictionary's device type.
 
+    Small models: rows of a synthetic batch are independent draws, so when the
+    generator has no modifier that could mix rows (only hierarchy modifiers), several
+    batches are drawn in one call and handed out one by one (``chunk_batches``, by
+    default as many as fit in about a million hidden floats, at most 16). The
+    distribution is the same; the per-call overhead, which dominates for toy models, is
+    paid once per chunk. ``chunk_batches=1`` draws each batch separately.
+
     ``state_dict()`` / ``load_state_dict()`` save and restore the generator's private
     ``torch.Generator`` (when it has one; a generator drawing from the global RNG leaves
-    that RNG to the caller).
+    that RNG to the caller) and the rows of the current chunk not yet handed out.
     """
 
     def __init__(
@@ -42,14 +61,26 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
         activations_generator: ActivationGenerator,
         batch_size: int,
         autocast: bool = False,
+        chunk_batches: int | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if chunk_batches is not None and (isinstance(chunk_batches, bool) or not isinstance(chunk_batches, int)
+                                          or chunk_batches < 1):
+            raise ValueError(f"chunk_batches must be an int >= 1 or None, got {chunk_batches!r}")
         self.feature_dict = feature_dict
         self.activations_generator = activations_generator
         self.batch_size = batch_size
         self.autocast = bool(autocast)
         self._sample_sparse = getattr(activations_generator, "sample_sparse", None)
+        if chunk_batches is None:
+            per_batch = batch_size * int(getattr(feature_dict, "hidden_dim", 1))
+            chunk_batches = max(1, min(_MAX_CHUNK_BATCHES, _CHUNK_ELEMENTS // per_batch))
+            if not _rows_independent(activations_generator):
+                chunk_batches = 1
+        self.chunk_batches = chunk_batches
+        self._chunk: torch.Tensor | None = None  # rows drawn but not yet handed out
+        self._pos = 0
 
     def _context(self) -> contextlib.AbstractContextManager[Any]:
         if not self.autocast:
@@ -57,15 +88,24 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
         return torch.autocast(device_type=self.feature_dict.feature_vectors.device.type, dtype=torch.bfloat16)
 
     @torch.no_grad()
-    def next_batch(self) -> torch.Tensor:
-        """One ``[batch_size, hidden_dim]`` batch."""
+    def _draw(self, rows: int) -> torch.Tensor:
         with self._context():
             if self._sample_sparse is not None:
-                batch = self.feature_dict(self._sample_sparse(self.batch_size))
+                out = self.feature_dict(self._sample_sparse(rows))
             else:
-                batch = self.feature_dict(self.activations_generator(self.batch_size))
+                out = self.feature_dict(self.activations_generator(rows))
         # the sparse path runs outside autocast; hand out the dtype autocast would give
-        return batch.to(torch.bfloat16) if self.autocast else batch
+        return out.to(torch.bfloat16) if self.autocast else out
+
+    def next_batch(self) -> torch.Tensor:
+        """One ``[batch_size, hidden_dim]`` batch."""
+        if self.chunk_batches == 1:
+            return self._draw(self.batch_size)
+        b = self.batch_size
+        if self._chunk is None or self._pos + b > self._chunk.shape[0]:
+            self._chunk, self._pos = self._draw(b * self.chunk_batches), 0
+        self._pos += b
+        return self._chunk[self._pos - b:self._pos]
 
     def __iter__(self) -> SyntheticActivationIterator:
         return self
@@ -75,12 +115,19 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
 
     def state_dict(self) -> dict[str, Any]:
         gen = getattr(self.activations_generator, "generator", None)
-        return {"generator_state": gen.get_state() if isinstance(gen, torch.Generator) else None}
+        pending = None
+        if self._chunk is not None and self._pos < self._chunk.shape[0]:
+            pending = self._chunk[self._pos:].clone()
+        return {"generator_state": gen.get_state() if isinstance(gen, torch.Generator) else None,
+                "pending_rows": pending}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         gen = getattr(self.activations_generator, "generator", None)
         if state.get("generator_state") is not None and isinstance(gen, torch.Generator):
             gen.set_state(state["generator_state"])
+        pending = state.get("pending_rows")
+        self._chunk = None if pending is None else pending.to(self.feature_dict.feature_vectors.device)
+        self._pos = 0
 
 
 def train_toy_sae(

@@ -180,7 +180,10 @@ def test_padded_and_compressed_child_layouts(uneven):
 
 @pytest.mark.slow
 def test_synthsaebench_sized_fused_matches_unfused():
-    from synthsae.synthetic import generate_random_low_rank_correlation_matrix, zipfian_firing_probabilities
+    from synthsae.synthetic import (
+        generate_random_low_rank_correlation_matrix,
+        zipfian_firing_probabilities,
+    )
 
     f = 16_384
     cfg = HierarchyConfig(128, 4, 3, mutually_exclusive_portion=1.0, compensate_probabilities=True,
