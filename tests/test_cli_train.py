@@ -52,6 +52,9 @@ def test_train_resume_and_eval_from_the_command_line(tmp_path: Path, capsys: pyt
     result = json.loads(capsys.readouterr().out)
     assert {"mcc", "f1", "uniqueness", "explained_variance", "sae_l0", "true_l0", "dead_latents",
             "shrinkage", "samples_per_second"} <= set(result)
+    checkpoint = list_checkpoints(tmp_path / "ck")[0]  # training-form weights; the model comes from the checkpoint
+    assert main(["eval", str(checkpoint), "--samples", "300", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["d_sae"] == 16
     model_dir = tmp_path / "model"
     from synthsae.synthetic import SyntheticModel, SyntheticModelConfig
 
@@ -64,7 +67,7 @@ def test_default_job_is_batchtopk_on_cpu_small(tmp_path: Path, capsys: pytest.Ca
     cfg = default_config(tmp_path / "job")
     assert cfg.architecture == "batchtopk" and cfg.synthetic_model.num_features == 512
     assert cfg.checkpoint_path == str(tmp_path / "job" / "checkpoints")
-    assert DEFAULT_JOB["training_samples"] >= 1_000_000
+    assert DEFAULT_JOB["training_samples"] >= 1_000_000 and cfg.sae.k == DEFAULT_JOB["sae"]["k"]
     args = ["train", "--output", str(tmp_path / "job"), "--set", "training_samples=2048", "--set", "eval_samples=1024",
             "--set", "eval_frequency=0", "--quiet"]
     assert main(args) == 0

@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=(
             "the synthetic model: a saved model folder, a Hugging Face id 'owner/name[:subfolder]', "
             "a SyntheticModelConfig file (.yaml/.json) or 'preset:NAME'. Default: SAE_DIR/synthetic_model, "
-            "else the model named in SAE_DIR/runner_config.json"
+            "else a checkpoint's saved model, else the model named in SAE_DIR/runner_config.json"
         ),
     )
     p.add_argument("--samples", type=_positive_int, default=100_000, metavar="N", help="number of eval samples")
@@ -72,6 +72,12 @@ def load_model_for_eval(source: str | None, sae_dir: Path, device: str) -> Any:
     if source is None:
         if (sae_dir / "synthetic_model").is_dir():
             return SyntheticModel.load_from_disk(sae_dir / "synthetic_model", device=device)
+        from synthsae.training.checkpoint import is_complete_checkpoint, read_checkpoint_info
+
+        if is_complete_checkpoint(sae_dir) and read_checkpoint_info(sae_dir).get("synthetic_model"):
+            saved = sae_dir / read_checkpoint_info(sae_dir)["synthetic_model"]  # a checkpoint's model copy
+            if saved.is_dir():
+                return SyntheticModel.load_from_disk(saved, device=device)
         cfg_path = sae_dir / RUNNER_CONFIG_FILENAME
         if not cfg_path.is_file():
             raise ValueError(f"--model is required: {sae_dir} has neither synthetic_model/ nor {RUNNER_CONFIG_FILENAME}")

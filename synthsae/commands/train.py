@@ -18,11 +18,11 @@ __all__ = ["DEFAULT_JOB", "add_parser", "default_config", "run"]
 #: The main job's settings (``synthsae train`` with no config); d_in comes from the model.
 DEFAULT_JOB: dict[str, Any] = {
     "synthetic_model": {"preset": "cpu_small"},
-    "sae": {"architecture": "batchtopk", "d_sae": 512, "k": 7},
-    "training_samples": 3_000_000,
+    "sae": {"architecture": "batchtopk", "d_sae": 256, "k": 8},
+    "training_samples": 1_500_000,
     "batch_size": 512,
     "lr": 3e-3,
-    "eval_frequency": 2000,
+    "eval_frequency": 1000,
     "eval_samples": 50_000,
     "n_checkpoints": 2,
 }

@@ -157,7 +157,7 @@ def test_resume_after_a_crash_is_bit_identical(full_run: tuple[Path, Any], tmp_p
     assert any(r.get("event") == "resume" and r["step"] == 9 for r in records)
 
 
-@pytest.mark.filterwarnings("ignore:SAE 0: the LR schedule differs")
+@pytest.mark.filterwarnings("ignore:SAE 0. the LR schedule differs")
 def test_resume_into_another_folder_and_after_divergence(tmp_path: Path) -> None:
     jumprelu = {"architecture": "jumprelu", "d_sae": 24}
     full = SyntheticSAERunner(make_cfg(tmp_path / "a", sae=jumprelu, n_checkpoints=2)).run()

@@ -34,7 +34,7 @@ def topk_sae(seed: int = 0, k: int = 3) -> TopKTrainingSAE:
 
 def synthetic_stream(seed: int = 0, batch_size: int = 64) -> SyntheticActivationIterator:
     """A seeded (hence replayable) stream of toy activations, with state_dict support."""
-    fd = FeatureDictionary(N_FEATURES, D_IN, seed=1234)
+    fd = FeatureDictionary(N_FEATURES, D_IN, seed=1234, initializer=None)
     gen = ActivationGenerator(N_FEATURES, 0.25, std_firing_magnitudes=0.1, seed=seed)
     return SyntheticActivationIterator(fd, gen, batch_size)
 
