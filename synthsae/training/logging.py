@@ -169,6 +169,8 @@ class MetricsLogger:
             self._file.close()
             self._file = None
         if self.wandb_run is not None:
+            # commit the row of the last step (final evals share the last training step)
+            self.wandb_run.log({}, commit=True)
             self.wandb_run.finish()
             self.wandb_run = None
 
