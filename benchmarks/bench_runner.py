@@ -11,8 +11,8 @@ Workloads:
 * ``synth_sae_bench_16k``: BatchTopK 768 -> 4096, k=25, batch 1024 on SynthSAEBench-16k.
   Building that model runs 100 orthogonalisation steps; ``--model-dir`` saves it on the
   first run and loads it afterwards. The reference needs a saved model anyway.
-* ``cpu_small``: the ``synthsae train`` main job's SAE (BatchTopK 64 -> 512, k=7, batch
-  512) on the ``cpu_small`` preset.
+* ``cpu_small``: the ``synthsae train`` main job's SAE (BatchTopK 64 -> 256, k=8, batch
+  512, lr 3e-3) on the ``cpu_small`` preset.
 
 ``--reference`` runs the same config in SAELens (``SyntheticSAERunner``, wandb off, no
 evals) in a subprocess with the reference virtualenv's Python, one after the other on
@@ -43,6 +43,7 @@ except ModuleNotFoundError:  # run from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synthsae import SAE
+from synthsae.commands.train import DEFAULT_JOB
 from synthsae.synthetic import SyntheticModel, SyntheticSAERunner, SyntheticSAERunnerConfig
 from synthsae.synthetic.evals import eval_sae_on_synthetic_data
 from synthsae.synthetic.presets import get_preset
@@ -50,7 +51,8 @@ from synthsae.synthetic.presets import get_preset
 REFERENCE_PYTHON = Path.home() / ".cache" / "synthsae-reference-venv" / "bin" / "python"
 WORKLOADS: dict[str, dict[str, Any]] = {
     "synth_sae_bench_16k": {"d_sae": 4096, "k": 25, "batch_size": 1024, "lr": 3e-4, "samples": 100 * 1024},
-    "cpu_small": {"d_sae": 512, "k": 7, "batch_size": 512, "lr": 3e-3, "samples": 400 * 512},
+    "cpu_small": {"d_sae": DEFAULT_JOB["sae"]["d_sae"], "k": DEFAULT_JOB["sae"]["k"],
+                  "batch_size": DEFAULT_JOB["batch_size"], "lr": DEFAULT_JOB["lr"], "samples": 400 * 512},
 }
 
 _REFERENCE_SCRIPT = textwrap.dedent(
