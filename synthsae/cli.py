@@ -162,14 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    threads = args.threads
-    demo_job = args.command == "train" and getattr(args, "config", None) is None and getattr(args, "resume", None) is None
-    if threads is None and demo_job:
-        threads = 1  # the demo job's matrices are tiny: a second thread only adds waiting
-    if threads is not None:
+    if args.threads is not None:
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(args.threads)
     try:
         return int(handler(args) or 0)
     except (FileNotFoundError, ValueError, ImportError) as err:

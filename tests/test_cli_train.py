@@ -68,7 +68,7 @@ def test_default_job_is_batchtopk_on_cpu_small(tmp_path: Path, capsys: pytest.Ca
     assert cfg.architecture == "batchtopk" and cfg.synthetic_model.num_features == 512
     assert cfg.checkpoint_path == str(tmp_path / "job" / "checkpoints")
     assert DEFAULT_JOB["training_samples"] >= 1_000_000 and cfg.sae.k == DEFAULT_JOB["sae"]["k"]
-    args = ["train", "--output", str(tmp_path / "job"), "--set", "training_samples=2048", "--set", "eval_samples=1024",
+    args = ["--threads", "2", "train", "--output", str(tmp_path / "job"), "--set", "training_samples=2048", "--set", "eval_samples=1024",
             "--set", "eval_frequency=0", "--quiet"]
     assert main(args) == 0
     out = capsys.readouterr().out
