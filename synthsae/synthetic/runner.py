@@ -27,7 +27,6 @@ import dataclasses
 import json
 import secrets
 import time
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +38,13 @@ from synthsae.saes.base import TrainingSAE
 from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_atomic
 from synthsae.synthetic.evals import SyntheticDataEvalResult, eval_sae_on_synthetic_data
 from synthsae.synthetic.runner_config import RUNNER_CONFIG_FILENAME, SyntheticSAERunnerConfig
+from synthsae.synthetic.runner_hooks import (
+    Batches,
+    PeriodicEval,
+    raise_if_non_finite,
+    warn_if_slow_autocast,
+)
 from synthsae.synthetic.synthetic_model import SyntheticModel
-from synthsae.synthetic.training import SyntheticActivationIterator
 from synthsae.training import checkpoint as ckpt
 from synthsae.training.logging import MetricsLogger
 from synthsae.training.trainer import (
@@ -79,20 +83,6 @@ class SyntheticSAERunnerResult:
     output_path: Path | None
     train_seconds: float | None = None
     samples_per_second: float | None = None
-
-
-class _Batches(SyntheticActivationIterator):
-    """The training iterator, with bf16 autocast (``autocast_data``) around the dictionary
-    product only: the firing process itself always runs in full precision."""
-
-    @torch.no_grad()
-    def next_batch(self) -> torch.Tensor:
-        gen = self.activations_generator
-        sample_sparse = getattr(gen, "sample_sparse", None)
-        features = sample_sparse(self.batch_size) if callable(sample_sparse) else gen(self.batch_size)
-        device = self.feature_dict.feature_vectors.device.type
-        with torch.autocast(device, dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext():
-            return self.feature_dict(features)
 
 
 class SyntheticSAERunner:
@@ -141,10 +131,11 @@ class SyntheticSAERunner:
                 torch.manual_seed(self.seed)
                 self.sae = sae_cls(sae_cfg)
         self.sae.to(cfg.device)
-        _warn_if_slow_autocast(cfg)
+        warn_if_slow_autocast(cfg)
         self._resume: dict[str, Any] | None = None
         self._model_dir: Path | None = None  # where checkpoints find the model (built models only)
         self.trainer: Trainer | None = None
+        self.paused_seconds = 0.0  # time spent in evals and checkpoint writes, not counted as training
 
     # ------------------------------------------------------------------ resume
     @classmethod
@@ -204,10 +195,10 @@ class SyntheticSAERunner:
         cfg, model = self.cfg, self.synthetic_model
         model.set_sampling_seed(self.seed + SAMPLING_SEED_OFFSET)
         torch.manual_seed(self.seed)
-        data = _Batches(model.feature_dict, model.activation_generator, cfg.batch_size,
+        data = Batches(model.feature_dict, model.activation_generator, cfg.batch_size,
                         autocast=cfg.autocast_data)
-        self._paused = 0.0  # seconds spent in evals and checkpoint writes
-        callbacks: list[Any] = [logger, _PeriodicEval(self, logger)]
+        self.paused_seconds = 0.0  # seconds spent in evals and checkpoint writes
+        callbacks: list[Any] = [logger, PeriodicEval(self, logger)]
         if cfg.checkpoint_path is not None and cfg.n_checkpoints > 0:
             thresholds = checkpoint_thresholds(cfg.training_samples, cfg.n_checkpoints)
             callbacks.append(SampleThresholdCallback(thresholds, lambda t: self._checkpoint(t, final=False)))
@@ -226,7 +217,7 @@ class SyntheticSAERunner:
             logger.log({"event": "non_finite_loss", "error": str(err), **{f"losses/{k}": v for k, v in err.losses.items()}},
                        err.step)
             raise
-        train_s = time.perf_counter() - t0 - self._paused
+        train_s = time.perf_counter() - t0 - self.paused_seconds
         rate = (trainer.samples_seen - start_samples) / train_s if train_s > 0 else None
         if cfg.save_final_checkpoint and cfg.checkpoint_path is not None:
             self._checkpoint(trainer, final=True)
@@ -234,7 +225,7 @@ class SyntheticSAERunner:
         if cfg.run_final_eval and cfg.eval_samples > 0:
             final_eval = self.evaluate(scaled=False)
             logger.log(final_eval.to_log_dict(prefix="final/"), trainer.step,
-                       histograms=self._histograms() if logger.wandb_run is not None else None)
+                       histograms=self.histograms() if logger.wandb_run is not None else None)
         logger.log({"final/train_seconds": train_s, "final/samples_per_second": rate,
                     "final/steps": trainer.step - start_step}, trainer.step)
         if out is not None:
@@ -281,7 +272,8 @@ class SyntheticSAERunner:
                 activation_scaler=scaler if scaler is not None and scaler.scaling_factor is not None else None,
             )
 
-    def _histograms(self) -> dict[str, torch.Tensor]:
+    def histograms(self) -> dict[str, torch.Tensor]:
+        """The SAE's weight histograms for wandb (``weights/W_dec_norms``, ...)."""
         hist = getattr(self.sae, "log_histograms", None)
         return {k: torch.as_tensor(v) for k, v in hist().items()} if callable(hist) else {}
 
@@ -289,7 +281,7 @@ class SyntheticSAERunner:
     def _checkpoint(self, trainer: Trainer, final: bool) -> Path:
         """Write a complete checkpoint of the current state (atomically) and return it."""
         t0 = time.perf_counter()
-        _raise_if_non_finite(trainer)
+        raise_if_non_finite(trainer)
         root = Path(self.cfg.checkpoint_path)  # type: ignore[arg-type]
         model_ref = self._model_reference(root)
         name = f"final_{trainer.samples_seen}" if final else str(trainer.samples_seen)
@@ -306,7 +298,7 @@ class SyntheticSAERunner:
         info = {"step": trainer.step, "samples_seen": trainer.samples_seen, "final": final,
                 "synthetic_model": model_ref}
         path = ckpt.write_checkpoint(root / name, write, info)
-        self._paused += time.perf_counter() - t0
+        self.paused_seconds += time.perf_counter() - t0
         return path
 
     def _model_reference(self, root: Path) -> str | None:
@@ -332,48 +324,3 @@ class SyntheticSAERunner:
             self.synthetic_model.save(out / MODEL_DIRNAME)
         if final_eval is not None:
             save_json_atomic(out / EVAL_STATS_FILENAME, final_eval.to_dict())
-
-
-def _warn_if_slow_autocast(cfg: SyntheticSAERunnerConfig) -> None:
-    """bf16 autocast on a CPU without native bf16 matrix units falls back to slow kernels."""
-    if not (cfg.autocast_sae or cfg.autocast_data) or torch.device(cfg.device).type != "cpu":
-        return
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
-        return
-    if not native:
-        warnings.warn("autocast_sae/autocast_data on this CPU: it has no native bf16 support, so bf16 matrix "
-                      "products are much slower than float32; autocast is meant for GPUs", UserWarning, stacklevel=3)
-
-
-def _raise_if_non_finite(trainer: Trainer) -> None:
-    """Refuse to checkpoint a state reached through a NaN/inf loss (checked once per checkpoint)."""
-    check = getattr(trainer, "check_finite", None) or getattr(trainer, "_check_finite", None)
-    if callable(check):
-        check()
-
-
-class _PeriodicEval:
-    """Trainer callback: an eval every ``eval_frequency`` steps, logged as ``synthetic/*``.
-
-    At the last step the final eval (if enabled) takes its place.
-    """
-
-    def __init__(self, runner: SyntheticSAERunner, logger: MetricsLogger) -> None:
-        self.runner, self.logger = runner, logger
-        cfg = runner.cfg
-        self.every = cfg.eval_frequency if cfg.eval_samples > 0 else 0
-        self.final_replaces_last = cfg.run_final_eval and cfg.eval_samples > 0
-
-    def on_step_end(self, trainer: Trainer) -> None:
-        if not self.every or trainer.step % self.every:
-            return
-        if self.final_replaces_last and trainer.samples_seen >= trainer.cfg.total_training_samples:
-            return
-        t0 = time.perf_counter()
-        result = self.runner.evaluate(scaled=True)
-        hist = self.runner._histograms() if self.logger.wandb_run is not None else None
-        self.logger.log(result.to_log_dict(prefix="synthetic/"), trainer.step, histograms=hist)
-        self.runner._paused += time.perf_counter() - t0
-

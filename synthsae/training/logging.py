@@ -161,7 +161,10 @@ class MetricsLogger:
                 wandb = _import_wandb()
                 for key, values in histograms.items():
                     payload[prefix + key] = wandb.Histogram(values.detach().float().cpu().numpy())
-            self.wandb_run.log(payload, step=int(step))
+            # wandb drops rows whose explicit step is not above its last committed one (a final
+            # eval shares the last training step), so the step travels as a metric instead
+            payload["step"] = int(step)
+            self.wandb_run.log(payload)
 
     def close(self) -> None:
         """Close the file and finish the wandb run (idempotent)."""
@@ -169,8 +172,6 @@ class MetricsLogger:
             self._file.close()
             self._file = None
         if self.wandb_run is not None:
-            # commit the row of the last step (final evals share the last training step)
-            self.wandb_run.log({}, commit=True)
             self.wandb_run.finish()
             self.wandb_run = None
 

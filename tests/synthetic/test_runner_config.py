@@ -53,7 +53,17 @@ def test_dict_round_trip_with_model_config_and_string_source() -> None:
 def test_reference_style_dict_is_accepted() -> None:
     data = make().to_dict()
     data["sae_lens_version"] = "6.54.12"
-    assert SyntheticSAERunnerConfig.from_dict(data).lr == 3e-4
+    data["lr_end"] = 3e-5  # the reference stores lr / 10
+    data["logger"] = {**LoggingConfig().to_dict(), "wandb_project": "sae_lens_training", "log_weights_to_wandb": True}
+    data["sae"] = {  # the shape of a BatchTopK section in the reference's runner_config.json
+        "d_in": 16, "d_sae": 32, "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": True,
+        "normalize_activations": "none", "reshape_activations": "none",
+        "metadata": {"sae_lens_version": "6.54.12", "training_architecture": "batchtopk"},
+        "decoder_init_norm": 0.1, "k": 7, "use_sparse_activations": False, "aux_loss_coefficient": 1.0,
+        "rescale_acts_by_decoder_norm": True, "topk_threshold_lr": 0.01, "architecture": "batchtopk",
+    }
+    cfg = SyntheticSAERunnerConfig.from_dict(data)
+    assert (cfg.lr, cfg.lr_end, cfg.sae.k, cfg.logger.wandb_project) == (3e-4, 3e-5, 7, "sae_lens_training")
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])

@@ -79,7 +79,7 @@ def test_wandb_offline_logs_the_keys(tmp_path, monkeypatch):
             break
         time.sleep(0.1)
     train_rows = [r for r in rows if "losses/overall_loss" in r]
-    assert [int(r["_step"]) for r in train_rows] == [4, 8]
+    assert [int(r["step"]) for r in train_rows] == [4, 8]
     assert all(TRAIN_KEYS <= set(r) for r in train_rows)
     local = [r for r in read_metrics(tmp_path) if "losses/overall_loss" in r]
     assert float(train_rows[-1]["losses/mse_loss"]) == pytest.approx(local[-1]["losses/mse_loss"])

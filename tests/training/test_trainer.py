@@ -15,7 +15,14 @@ from training_helpers import (
     topk_sae,
 )
 
-from synthsae.training.trainer import NonFiniteLossError, Trainer, TrainerCallback, TrainerConfig
+from synthsae.training.trainer import (
+    NonFiniteLossError,
+    SampleThresholdCallback,
+    Trainer,
+    TrainerCallback,
+    TrainerConfig,
+    checkpoint_thresholds,
+)
 
 
 def cfg(steps: int, batch: int = 64, **kw) -> TrainerConfig:
@@ -295,3 +302,19 @@ def test_trainer_config_defaults():
     assert (c.batch_size, c.lr, c.lr_end, c.adam_beta1, c.adam_beta2) == (1024, 3e-4, pytest.approx(3e-5), 0.9, 0.999)
     assert (c.dead_feature_window, c.feature_sampling_window, c.max_grad_norm) == (1000, 2000, 1.0)
     assert c.total_training_steps == 9
+
+
+def test_checkpoint_thresholds_and_resumed_threshold_callback():
+    assert checkpoint_thresholds(4096, 4) == [820, 1640, 2460, 3280]
+    assert checkpoint_thresholds(4096, 0) == []
+    fired = []
+    cb = SampleThresholdCallback(checkpoint_thresholds(64 * 20, 3), lambda t: fired.append(t.samples_seen))
+    first = Trainer(standard_sae(), ListData(fixed_batches(20)), cfg(20), [cb])
+    first.fit(num_steps=8)  # thresholds 320, 640, 960: the first two fire at 384 and 704
+    assert fired == [384]
+    state = first.state_dict()
+    cb2 = SampleThresholdCallback(checkpoint_thresholds(64 * 20, 3), lambda t: fired.append(t.samples_seen))
+    resumed = Trainer(standard_sae(), ListData(fixed_batches(20)), cfg(20), [cb2])
+    resumed.load_state_dict(state)
+    resumed.fit()
+    assert fired == [384, 704, 1024]  # nothing re-fired for the threshold passed before the resume

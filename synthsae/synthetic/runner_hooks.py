@@ -1,0 +1,80 @@
+"""Pieces of :class:`~synthsae.synthetic.runner.SyntheticSAERunner`'s training loop: the
+batch iterator, the periodic-eval callback and two guards."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from typing import TYPE_CHECKING
+
+import torch
+
+from synthsae.synthetic.training import SyntheticActivationIterator
+from synthsae.training.logging import MetricsLogger
+from synthsae.training.trainer import Trainer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from synthsae.synthetic.runner import SyntheticSAERunner
+    from synthsae.synthetic.runner_config import SyntheticSAERunnerConfig
+
+__all__ = ["Batches", "PeriodicEval", "raise_if_non_finite", "warn_if_slow_autocast"]
+
+
+class Batches(SyntheticActivationIterator):
+    """The training iterator, with bf16 autocast (``autocast_data``) around the dictionary
+    product only: the firing process itself always runs in full precision."""
+
+    @torch.no_grad()
+    def next_batch(self) -> torch.Tensor:
+        gen = self.activations_generator
+        sample_sparse = getattr(gen, "sample_sparse", None)
+        features = sample_sparse(self.batch_size) if callable(sample_sparse) else gen(self.batch_size)
+        device = self.feature_dict.feature_vectors.device.type
+        with torch.autocast(device, dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext():
+            return self.feature_dict(features)
+
+
+def warn_if_slow_autocast(cfg: SyntheticSAERunnerConfig) -> None:
+    """bf16 autocast on a CPU without native bf16 matrix units falls back to slow kernels."""
+    if not (cfg.autocast_sae or cfg.autocast_data) or torch.device(cfg.device).type != "cpu":
+        return
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
+        return
+    if not native:
+        warnings.warn("autocast_sae/autocast_data on this CPU: it has no native bf16 support, so bf16 matrix "
+                      "products are much slower than float32; autocast is meant for GPUs", UserWarning, stacklevel=3)
+
+
+def raise_if_non_finite(trainer: Trainer) -> None:
+    """Refuse to checkpoint a state reached through a NaN/inf loss (checked once per checkpoint)."""
+    check = getattr(trainer, "check_finite", None) or getattr(trainer, "_check_finite", None)
+    if callable(check):
+        check()
+
+
+class PeriodicEval:
+    """Trainer callback: an eval every ``eval_frequency`` steps, logged as ``synthetic/*``.
+
+    At the last step the final eval (if enabled) takes its place.
+    """
+
+    def __init__(self, runner: SyntheticSAERunner, logger: MetricsLogger) -> None:
+        self.runner, self.logger = runner, logger
+        cfg = runner.cfg
+        self.every = cfg.eval_frequency if cfg.eval_samples > 0 else 0
+        self.final_replaces_last = cfg.run_final_eval and cfg.eval_samples > 0
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if not self.every or trainer.step % self.every:
+            return
+        if self.final_replaces_last and trainer.samples_seen >= trainer.cfg.total_training_samples:
+            return
+        t0 = time.perf_counter()
+        result = self.runner.evaluate(scaled=True)
+        hist = self.runner.histograms() if self.logger.wandb_run is not None else None
+        self.logger.log(result.to_log_dict(prefix="synthetic/"), trainer.step, histograms=hist)
+        self.runner.paused_seconds += time.perf_counter() - t0
+
