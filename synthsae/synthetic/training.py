@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["SyntheticActivationIterator", "train_toy_sae"]
 
 
-_CHUNK_ELEMENTS = 1 << 20  # hidden-activation floats drawn per generator call (4 MiB in fp32) ...
-_MAX_CHUNK_BATCHES = 16  # ... at most this many batches at once
+_CHUNK_ELEMENTS = 1 << 21  # hidden-activation floats drawn per generator call (8 MiB in fp32) ...
+_MAX_CHUNK_BATCHES = 64  # ... at most this many batches at once
 
 
 def _rows_independent(generator: Any) -> bool:
@@ -46,7 +46,7 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
     Small models: rows of a synthetic batch are independent draws, so when the
     generator has no modifier that could mix rows (only hierarchy modifiers), several
     batches are drawn in one call and handed out one by one (``chunk_batches``, by
-    default as many as fit in about a million hidden floats, at most 16). The
+    default as many as fit in about two million hidden floats, at most 64). The
     distribution is the same; the per-call overhead, which dominates for toy models, is
     paid once per chunk. ``chunk_batches=1`` draws each batch separately.
 

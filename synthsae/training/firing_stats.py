@@ -57,8 +57,10 @@ class FiringStats:
         self.d_sae = d_sae
         self.dead_feature_window = dead_feature_window
         self.feature_sampling_window = feature_sampling_window
-        self.steps_since_fired = torch.zeros(d_sae, dtype=torch.long, device=device)
-        self.fire_counts = torch.zeros(d_sae, dtype=torch.float64, device=device)
+        # steps_since_fired = n_updates - last_fired: one masked fill per step keeps it current
+        self.n_updates = 0
+        self.last_fired = torch.zeros(d_sae, dtype=torch.long, device=device)
+        self.fire_counts = torch.zeros(d_sae, dtype=torch.float32, device=device)
         self.window_samples = 0  # rows seen in the current window (host int, no sync)
         self.window_steps = 0  # steps taken in the current window
 
@@ -68,7 +70,8 @@ class FiringStats:
         """Record one training step's latent activations ``[..., d_sae]`` (dense or sparse COO)."""
         counts = _fire_counts(feature_acts, self.d_sae)
         self.fire_counts.add_(counts)
-        self.steps_since_fired.add_(1).masked_fill_(counts > 0, 0)
+        self.n_updates += 1
+        self.last_fired.masked_fill_(counts > 0, self.n_updates)
         self.window_samples += math.prod(feature_acts.shape[:-1])
         self.window_steps += 1
 
@@ -84,9 +87,14 @@ class FiringStats:
         return self.window_steps >= self.feature_sampling_window
 
     # ------------------------------------------------------------------ views
+    @property
+    def steps_since_fired(self) -> torch.Tensor:
+        """``[d_sae]`` int64: steps since each latent was last non-zero (0 if it fired last step)."""
+        return self.n_updates - self.last_fired
+
     def dead_mask(self) -> torch.Tensor:
         """``[d_sae]`` bool: latents silent for more than ``dead_feature_window`` steps."""
-        return self.steps_since_fired > self.dead_feature_window
+        return self.last_fired < self.n_updates - self.dead_feature_window
 
     def feature_sparsity(self) -> torch.Tensor:
         """Firing frequency of each latent over the current window (zeros for an empty window)."""
@@ -123,9 +131,12 @@ class FiringStats:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore counters written by :meth:`state_dict` (moved to this object's device)."""
         for key in ("steps_since_fired", "fire_counts"):
-            value = torch.as_tensor(state[key])
-            if value.shape != (self.d_sae,):
-                raise ValueError(f"firing stats {key!r} has shape {tuple(value.shape)}, expected ({self.d_sae},)")
-            getattr(self, key).copy_(value.to(self.steps_since_fired.device))
+            shape = tuple(torch.as_tensor(state[key]).shape)
+            if shape != (self.d_sae,):
+                raise ValueError(f"firing stats {key!r} has shape {shape}, expected ({self.d_sae},)")
+        device = self.last_fired.device
+        self.n_updates = 0
+        self.last_fired.copy_(-torch.as_tensor(state["steps_since_fired"]).to(device=device, dtype=torch.long))
+        self.fire_counts.copy_(torch.as_tensor(state["fire_counts"]).to(device=device, dtype=torch.float32))
         self.window_samples = int(state["window_samples"])
         self.window_steps = int(state["window_steps"])

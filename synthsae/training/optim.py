@@ -55,6 +55,7 @@ class Adam:
         }]
         self.state: dict[torch.nn.Parameter, dict[str, torch.Tensor]] = {}
         self._steps: dict[torch.nn.Parameter, int] = {}  # host copy of each parameter's step count
+        self._lists: tuple[list[torch.Tensor], ...] | None = None  # per-step lists when all params have grads
 
     def _state_for(self, p: torch.nn.Parameter) -> dict[str, torch.Tensor]:
         state = self.state.get(p)
@@ -68,27 +69,40 @@ class Adam:
         return state
 
     @torch.no_grad()
-    def step(self, lr: float | None = None) -> None:
-        """One update of every parameter that has a gradient."""
+    def step(self, lr: float | None = None, grad_scale: torch.Tensor | None = None) -> None:
+        """One update of every parameter that has a gradient.
+
+        ``grad_scale`` (a scalar tensor) divides the gradients first, inside the fused kernel
+        where there is one (this is how :func:`clip_scale` clipping is applied).
+        """
         group = self.param_groups[0]
         if lr is not None:
             group["lr"] = lr
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        params = [p for p in self.params if p.grad is not None]
-        if not params:
-            return
-        states = [self._state_for(p) for p in params]
-        grads = [p.grad for p in params]
-        exp_avgs = [s["exp_avg"] for s in states]
-        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
-        steps = [s["step"] for s in states]
+        grads = [p.grad for p in self.params]
+        if self._lists is not None and all(g is not None for g in grads):
+            params, exp_avgs, exp_avg_sqs, steps = self._lists  # the usual case: every parameter has a grad
+        else:
+            params = [p for p in self.params if p.grad is not None]
+            if not params:
+                return
+            states = [self._state_for(p) for p in params]
+            grads = [p.grad for p in params]
+            exp_avgs = [s["exp_avg"] for s in states]
+            exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+            steps = [s["step"] for s in states]
+            if len(params) == len(self.params):
+                self._lists = (params, exp_avgs, exp_avg_sqs, steps)
         torch._foreach_add_(steps, 1)
         for p in params:
             self._steps[p] += 1
         if self.fused:
             torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=lr, beta1=beta1, beta2=beta2,
-                               weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+                               weight_decay=0.0, eps=eps, amsgrad=False, maximize=False,
+                               grad_scale=grad_scale, found_inf=None)
             return
+        if grad_scale is not None:
+            torch._foreach_div_(grads, grad_scale)
         torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
         torch._foreach_mul_(exp_avg_sqs, beta2)
         torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
@@ -116,7 +130,7 @@ class Adam:
             raise ValueError(f"optimizer state covers {len(ids)} parameters, this optimizer has {len(self.params)}")
         saved = groups[0]
         self.param_groups[0].update(lr=saved["lr"], betas=tuple(saved["betas"]), eps=saved["eps"])
-        self.state, self._steps = {}, {}
+        self.state, self._steps, self._lists = {}, {}, None
         for i, p in zip(ids, self.params):
             s = state_dict["state"].get(i)
             if s is None:
@@ -129,6 +143,24 @@ class Adam:
             self._steps[p] = int(self.state[p]["step"].item())
 
 
+def _total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    norms = torch._foreach_norm(grads) if hasattr(torch, "_foreach_norm") else [g.norm() for g in grads]
+    return torch.linalg.vector_norm(torch.stack(norms))
+
+
+def clip_scale(params: list[torch.nn.Parameter], max_norm: float) -> torch.Tensor | None:
+    """The divisor that clips the gradients' global L2 norm to ``max_norm``: ``max(1, (norm + 1e-6) / max_norm)``.
+
+    Dividing by it equals ``torch.nn.utils.clip_grad_norm_``'s multiplication by
+    ``min(1, max_norm / (norm + 1e-6))``. Pass it to :meth:`Adam.step` as ``grad_scale``.
+    ``None`` when no parameter has a gradient. Never read back to the host.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return None
+    return (_total_norm(grads) + 1e-6).div_(max_norm).clamp_(min=1.0)
+
+
 def clip_grad_norm_(params: list[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
     """Scale gradients in place so their global L2 norm is at most ``max_norm``.
 
@@ -139,8 +171,6 @@ def clip_grad_norm_(params: list[torch.nn.Parameter], max_norm: float) -> torch.
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    norms = torch._foreach_norm(grads) if hasattr(torch, "_foreach_norm") else [g.norm() for g in grads]
-    total = torch.linalg.vector_norm(torch.stack(norms))
-    coef = (total + 1e-6).reciprocal_().mul_(max_norm).clamp_(max=1.0)
-    torch._foreach_mul_(grads, coef)
+    total = _total_norm(grads)
+    torch._foreach_mul_(grads, (total + 1e-6).reciprocal_().mul_(max_norm).clamp_(max=1.0))
     return total

@@ -15,7 +15,7 @@ import torch
 from synthsae.saes.base import TrainingSAE, TrainStepInput, TrainStepOutput
 from synthsae.training.activation_scaler import ActivationScaler
 from synthsae.training.firing_stats import FiringStats
-from synthsae.training.optim import Adam, clip_grad_norm_
+from synthsae.training.optim import Adam, clip_grad_norm_, clip_scale
 from synthsae.training.schedules import CoefficientSchedule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,15 +93,17 @@ class SAESlot:
             self.grad_scaler.unscale_(self.optimizer)
         else:
             out.loss.backward()
-        if self.cfg.max_grad_norm is not None:
-            clip_grad_norm_(self.params, self.cfg.max_grad_norm)
         lr = self.lr_schedule.lr_at(step)
+        max_norm = self.cfg.max_grad_norm
         if self.grad_scaler is not None:
+            if max_norm is not None:
+                clip_grad_norm_(self.params, max_norm)
             self.optimizer.param_groups[0]["lr"] = lr
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
-        else:
-            self.optimizer.step(lr)  # type: ignore[call-arg]
+        else:  # clipping is applied inside the Adam kernel, as a gradient divisor
+            scale = clip_scale(self.params, max_norm) if max_norm is not None else None
+            self.optimizer.step(lr, grad_scale=scale)  # type: ignore[call-arg]
         for p in self.params:
             p.grad = None
         return out

@@ -67,14 +67,14 @@ def test_iterator_dense_fallback_matches():
 def test_iterator_chunks_small_models_and_resumes_mid_chunk():
     fd, gen = toy(4)
     it = SyntheticActivationIterator(fd, gen, batch_size=64)
-    assert it.chunk_batches == 16  # 64 x 32 floats per batch: 16 batches per generator call
-    batches = [next(it) for _ in range(40)]
+    assert it.chunk_batches == 64  # 64 x 32 floats per batch: 64 batches per generator call
+    batches = [next(it) for _ in range(80)]
     assert all(b.shape == (64, 32) for b in batches)
     rows = torch.cat(batches)
     assert not torch.equal(batches[0], batches[1]) and not torch.equal(batches[0], batches[16])
     fd2, gen2 = toy(4)
     ref = SyntheticActivationIterator(fd2, gen2, batch_size=64, chunk_batches=1)
-    ref_rows = torch.cat([next(ref) for _ in range(40)])
+    ref_rows = torch.cat([next(ref) for _ in range(80)])
     # same distribution: orthonormal features, magnitude 1, so |x|^2 = number fired, mean 16 * 0.25
     for r in (rows, ref_rows):
         assert r.pow(2).sum(-1).mean().item() == pytest.approx(4.0, rel=0.05)
@@ -88,7 +88,7 @@ def test_iterator_chunks_small_models_and_resumes_mid_chunk():
         next(it)
     state = it.state_dict()
     assert state["pending_rows"] is not None and state["pending_rows"].shape[0] % 64 == 0
-    tail = [next(it) for _ in range(30)]
+    tail = [next(it) for _ in range(70)]
     fresh = SyntheticActivationIterator(fd, toy(99)[1], batch_size=64)
     fresh.load_state_dict(state)
     assert all(torch.equal(a, next(fresh)) for a in tail)

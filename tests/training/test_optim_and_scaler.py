@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from synthsae.training.activation_scaler import ActivationScaler
-from synthsae.training.optim import Adam, clip_grad_norm_
+from synthsae.training.optim import Adam, clip_grad_norm_, clip_scale
 
 
 def _params(seed: int) -> list[torch.nn.Parameter]:
@@ -109,3 +109,29 @@ def test_activation_scaler(tmp_path):
         ActivationScaler().load(tmp_path / "missing.json")
     with pytest.raises(ValueError, match="mean norm"):
         ActivationScaler().estimate_scaling_factor(9, iter(torch.zeros(2, 3, 9)), n_batches=2)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_clip_scale_inside_adam_equals_clip_then_adam(fused):
+    ref_params, our_params = _params(4), _params(4)
+    ref = torch.optim.Adam(ref_params, lr=1e-2, fused=True) if fused else torch.optim.Adam(ref_params, lr=1e-2)
+    ours = Adam(our_params, 1e-2)
+    ours.fused = ours.fused and fused
+    for step in range(4):
+        _grads(ref_params, step)
+        _grads(our_params, step)
+        for p, q in zip(ref_params, our_params):  # large gradients: clipping is active
+            p.grad.mul_(50.0)
+            q.grad.mul_(50.0)
+        torch.nn.utils.clip_grad_norm_(ref_params, 1.0)
+        ref.step()
+        scale = clip_scale(our_params, 1.0)
+        assert float(scale) > 1.0
+        ours.step(grad_scale=scale)
+    for a, b in zip(ref_params, our_params):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    small = _params(5)
+    for p in small:
+        p.grad = torch.full_like(p, 1e-4)
+    assert float(clip_scale(small, 1.0)) == 1.0  # below the limit: no scaling
+    assert clip_scale([torch.nn.Parameter(torch.zeros(2))], 1.0) is None
