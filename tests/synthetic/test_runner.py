@@ -241,8 +241,12 @@ def _wandb_history(run_dir: Path) -> list[dict[str, str]]:
     for raw in chunks:
         record = pb.Record()
         record.ParseFromString(raw)
-        if record.HasField("history"):
-            rows.append({item.key or "/".join(item.nested_key): item.value_json for item in record.history.item})
+        # rows live in history records; the summary updates carry the same keys (the last row
+        # once went missing from the history of a run on a loaded machine, not from its summary)
+        items = record.history.item if record.HasField("history") else (
+            record.summary.update if record.HasField("summary") else None)
+        if items is not None:
+            rows.append({item.key or "/".join(item.nested_key): item.value_json for item in items})
     return rows
 
 
