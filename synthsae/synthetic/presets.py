@@ -84,7 +84,7 @@ def cpu_small() -> SyntheticModelConfig:
     """512 features in 64 dims: Zipf(0.5, 0.4 -> 5e-3), a small forest (8 roots,
     branching 3, depth 2, half of the parents ME, compensated), low-rank correlation
     (rank 8, scale 0.1), 50 orthogonalisation steps at lr 3e-3, magnitudes 2 -> 1 and
-    folded-normal(0.2, 0.2), bias 0.5, seed 42. True L0 is about 7."""
+    folded-normal(0.2, 0.2), bias 0.5, seed 42. True L0 is about 10.5."""
     return SyntheticModelConfig(
         num_features=512,
         hidden_dim=64,

@@ -39,12 +39,12 @@ from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_a
 from synthsae.synthetic.evals import SyntheticDataEvalResult, eval_sae_on_synthetic_data
 from synthsae.synthetic.runner_config import RUNNER_CONFIG_FILENAME, SyntheticSAERunnerConfig
 from synthsae.synthetic.runner_hooks import (
-    Batches,
     PeriodicEval,
     raise_if_non_finite,
     warn_if_slow_autocast,
 )
 from synthsae.synthetic.synthetic_model import SyntheticModel
+from synthsae.synthetic.training import SyntheticActivationIterator
 from synthsae.training import checkpoint as ckpt
 from synthsae.training.logging import MetricsLogger
 from synthsae.training.trainer import (
@@ -195,8 +195,8 @@ class SyntheticSAERunner:
         cfg, model = self.cfg, self.synthetic_model
         model.set_sampling_seed(self.seed + SAMPLING_SEED_OFFSET)
         torch.manual_seed(self.seed)
-        data = Batches(model.feature_dict, model.activation_generator, cfg.batch_size,
-                        autocast=cfg.autocast_data)
+        data = SyntheticActivationIterator(model.feature_dict, model.activation_generator, cfg.batch_size,
+                                           autocast=cfg.autocast_data)
         self.paused_seconds = 0.0  # seconds spent in evals and checkpoint writes
         callbacks: list[Any] = [logger, PeriodicEval(self, logger)]
         if cfg.checkpoint_path is not None and cfg.n_checkpoints > 0:

@@ -1,16 +1,14 @@
 """Pieces of :class:`~synthsae.synthetic.runner.SyntheticSAERunner`'s training loop: the
-batch iterator, the periodic-eval callback and two guards."""
+periodic-eval callback and two guards."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 from typing import TYPE_CHECKING
 
 import torch
 
-from synthsae.synthetic.training import SyntheticActivationIterator
 from synthsae.training.logging import MetricsLogger
 from synthsae.training.trainer import Trainer
 
@@ -18,21 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from synthsae.synthetic.runner import SyntheticSAERunner
     from synthsae.synthetic.runner_config import SyntheticSAERunnerConfig
 
-__all__ = ["Batches", "PeriodicEval", "raise_if_non_finite", "warn_if_slow_autocast"]
-
-
-class Batches(SyntheticActivationIterator):
-    """The training iterator, with bf16 autocast (``autocast_data``) around the dictionary
-    product only: the firing process itself always runs in full precision."""
-
-    @torch.no_grad()
-    def next_batch(self) -> torch.Tensor:
-        gen = self.activations_generator
-        sample_sparse = getattr(gen, "sample_sparse", None)
-        features = sample_sparse(self.batch_size) if callable(sample_sparse) else gen(self.batch_size)
-        device = self.feature_dict.feature_vectors.device.type
-        with torch.autocast(device, dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext():
-            return self.feature_dict(features)
+__all__ = ["PeriodicEval", "raise_if_non_finite", "warn_if_slow_autocast"]
 
 
 def warn_if_slow_autocast(cfg: SyntheticSAERunnerConfig) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +40,8 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
     Batches are made without gradients. When the generator has ``sample_sparse`` the
     feature activations stay sparse (a :class:`SparseBatch`) on their way through the
     dictionary; otherwise the generator is called for a dense batch. With
-    ``autocast=True`` both run under bf16 autocast on the dictionary's device type.
+    ``autocast=True`` the dictionary product runs under bf16 autocast on the dictionary's
+    device type and batches come out in bf16; the firing process stays in full precision.
 
     Small models: rows of a synthetic batch are independent draws, so when the
     generator has no modifier that could mix rows (only hierarchy modifiers), several
@@ -82,20 +82,22 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
         self._chunk: torch.Tensor | None = None  # rows drawn but not yet handed out
         self._pos = 0
 
-    def _context(self) -> contextlib.AbstractContextManager[Any]:
-        if not self.autocast:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.feature_dict.feature_vectors.device.type, dtype=torch.bfloat16)
-
     @torch.no_grad()
     def _draw(self, rows: int) -> torch.Tensor:
-        with self._context():
-            if self._sample_sparse is not None:
-                out = self.feature_dict(self._sample_sparse(rows))
-            else:
-                out = self.feature_dict(self.activations_generator(rows))
-        # the sparse path runs outside autocast; hand out the dtype autocast would give
-        return out.to(torch.bfloat16) if self.autocast else out
+        # the firing process always runs in full precision; autocast covers only the
+        # dictionary product (sampling hands integer indices and fp32 values to numpy/torch ops
+        # that bf16 would break or bias)
+        if self._sample_sparse is not None:
+            features = self._sample_sparse(rows)
+        else:
+            features = self.activations_generator(rows)
+        if not self.autocast:
+            return self.feature_dict(features)
+        device = self.feature_dict.feature_vectors.device.type
+        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+            out = self.feature_dict(features)
+        # the sparse product (embedding_bag) is not an autocast op; hand out the dtype autocast gives
+        return out.to(torch.bfloat16)
 
     def next_batch(self) -> torch.Tensor:
         """One ``[batch_size, hidden_dim]`` batch."""

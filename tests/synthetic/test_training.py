@@ -115,6 +115,26 @@ def test_iterator_autocast_and_state():
         SyntheticActivationIterator(fd, gen, batch_size=0)
 
 
+def test_autocast_changes_only_the_dictionary_product():
+    # the firing process (low-rank copula thinning, magnitudes) must not run in bf16: with
+    # autocast the batch is the full-precision batch rounded to bf16, the same features fired
+    from synthsae.synthetic.correlation import generate_random_low_rank_correlation_matrix
+
+    def iterator(autocast: bool) -> SyntheticActivationIterator:
+        fd = FeatureDictionary(num_features=256, hidden_dim=32, seed=5)
+        corr = generate_random_low_rank_correlation_matrix(256, 8, correlation_scale=0.3, seed=5)
+        gen = ActivationGenerator(num_features=256, firing_probabilities=torch.full((256,), 0.05),
+                                  std_firing_magnitudes=0.2, correlation_matrix=corr, seed=5)
+        return SyntheticActivationIterator(fd, gen, batch_size=512, autocast=autocast)
+
+    ours, plain = iterator(True), iterator(False)
+    for _ in range(3):
+        a, b = next(ours), next(plain)
+        assert a.dtype == torch.bfloat16 and b.dtype == torch.float32
+        # bf16 keeps 8 mantissa bits: relative rounding error <= 2^-8 per element
+        assert torch.allclose(a.float(), b, rtol=2**-7, atol=1e-6)
+
+
 def test_train_toy_sae_runs_in_place_and_returns_none():
     fd, gen = toy()
     sae = standard()
