@@ -192,7 +192,7 @@ class SAE(nn.Module):
 
     def decode(self, feature_acts: torch.Tensor) -> torch.Tensor:
         """Reconstruction ``feature_acts @ W_dec + b_dec``, with the normalisation undone."""
-        return self._finish_decode(feature_acts @ self.W_dec + self.b_dec)
+        return self._finish_decode(_dense_linear(feature_acts, self.W_dec, self.b_dec))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``decode(encode(x))``."""

@@ -79,7 +79,7 @@ class TopKSAE(SAE):
         """Reconstruction; latents are divided by ``||W_dec_j||`` first when rescaling."""
         if self.cfg.rescale_acts_by_decoder_norm:
             feature_acts = feature_acts / self.W_dec.norm(dim=-1)
-        return self._finish_decode(feature_acts @ self.W_dec + self.b_dec)
+        return self._finish_decode(F.linear(feature_acts, self.W_dec.T, self.b_dec))
 
     @torch.no_grad()
     def fold_W_dec_norm(self) -> None:

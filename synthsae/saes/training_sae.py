@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from synthsae.saes.config import TrainingSAEConfig
 from synthsae.saes.io import save_sae_files
@@ -68,7 +69,9 @@ class TrainingSAE(SAE):
     @staticmethod
     def mse_loss(sae_out: torch.Tensor, sae_in: torch.Tensor) -> torch.Tensor:
         """Squared error summed over ``d_in`` and averaged over the batch."""
-        return (sae_out - sae_in).pow(2).sum(dim=-1).mean()
+        rows = sae_in.numel() // sae_in.shape[-1] if sae_in.dim() else 1
+        # one fused op (forward and backward), computed in fp32 under autocast
+        return F.mse_loss(sae_out, sae_in, reduction="sum") / max(rows, 1)
 
     def training_forward_pass(self, step_input: TrainStepInput) -> TrainStepOutput:
         """Encode, decode and compute ``loss = mse_loss + sum(aux losses)``."""

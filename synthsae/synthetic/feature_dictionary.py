@@ -156,7 +156,7 @@ class FeatureDictionary(nn.Module):
                 per_sample_weights=batch.values.to(device=device, dtype=weight.dtype),
                 include_last_offset=True,
             )
-            return out + self.bias
+            return out.add_(self.bias)  # in place: saves a [B, D] allocation
 
     def extra_repr(self) -> str:
         return f"num_features={self.num_features}, hidden_dim={self.hidden_dim}"

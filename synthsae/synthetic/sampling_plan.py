@@ -255,11 +255,13 @@ class SamplingPlan:
         if h is not None:
             parts += self._descend(h, rows, cols, vals, eps, generator)
         rows = torch.cat([p[0] for p in parts])
-        order = stable_argsort(rows, batch_size)
+        cols = torch.cat([p[1] for p in parts])
+        vals = torch.cat([p[2] for p in parts])
+        if rows.numel() > 1 and not bool((rows[1:] >= rows[:-1]).all()):  # dense draws come row-major
+            order = stable_argsort(rows, batch_size)
+            cols, vals = take(cols, order), take(vals, order)
         offsets = torch.zeros(batch_size + 1, dtype=torch.long, device=self.device)
         torch.cumsum(torch.bincount(rows, minlength=batch_size), 0, out=offsets[1:])
-        cols = take(torch.cat([p[1] for p in parts]), order)
-        vals = take(torch.cat([p[2] for p in parts]), order)
         return SparseBatch(offsets, cols, vals, self.num_features)
 
     def _descend(

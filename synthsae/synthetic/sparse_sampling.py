@@ -127,9 +127,13 @@ class BucketedBernoulli:
     largest rate; each candidate is then kept with probability ``rate / bucket_rate``
     (>= ``1 / ratio``), so the cost is at most ``ratio`` times the expected number of
     firings. Rates of 0 never fire.
+
+    Buckets at rates of ``dense_rate`` or more are drawn instead as a plain ``[batch, K]``
+    block of uniforms compared with each feature's rate: when at least one trial in eight
+    succeeds, one float32 uniform per trial is cheaper than a geometric gap per success.
     """
 
-    def __init__(self, rates: torch.Tensor, ratio: float = 2.0) -> None:
+    def __init__(self, rates: torch.Tensor, ratio: float = 2.0, dense_rate: float = 0.125) -> None:
         rates = rates.to(torch.float64).flatten()
         if bool(((rates < 0) | (rates > 1) | torch.isnan(rates)).any()):
             raise ValueError("BucketedBernoulli rates must lie in [0, 1]")
@@ -143,18 +147,43 @@ class BucketedBernoulli:
         first = torch.cumsum(self.bucket_size, 0) - self.bucket_size
         self.bucket_rate = take(self.slot_rate, first)
         self.slot_bucket_rate = torch.repeat_interleave(self.bucket_rate, self.bucket_size)
-        self.uniform = bool((self.slot_rate == self.slot_bucket_rate).all())
+        # buckets come in decreasing rate: the dense ones are a prefix of the slots
+        n_dense = int((self.bucket_rate >= dense_rate).sum())
+        self.dense_slots = int(self.bucket_size[:n_dense].sum())
+        self.dense_rate = self.slot_rate[:self.dense_slots].to(torch.float32)
+        self.sparse_size, self.sparse_rate = self.bucket_size[n_dense:], self.bucket_rate[n_dense:]
+        self.uniform = bool((self.slot_rate == self.slot_bucket_rate)[self.dense_slots:].all())
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(rows, features)`` of the firings of a ``[batch_size, K]`` pattern."""
-        pos = bernoulli_segment_positions(self.bucket_size * batch_size, self.bucket_rate, generator)
-        slot = torch.div(pos, batch_size, rounding_mode="floor")
-        rows = pos - slot * batch_size
-        if not self.uniform:
-            u = uniform(pos.numel(), generator, pos.device)
-            keep = flat_nonzero(u.mul_(take(self.slot_bucket_rate, slot)) < take(self.slot_rate, slot))
-            rows, slot = take(rows, keep), take(slot, keep)
-        return rows, take(self.members, slot)
+        """``(rows, features)`` of the firings of a ``[batch_size, K]`` pattern.
+
+        Firings of the dense buckets come first, in row-major order; those of the others
+        follow, feature by feature.
+        """
+        rows_parts, slot_parts = [], []
+        k = self.dense_slots
+        if k:
+            u = torch.rand(batch_size, k, generator=generator, device=self.dense_rate.device)
+            flat = flat_nonzero(u < self.dense_rate)
+            rows = torch.div(flat, k, rounding_mode="floor")
+            rows_parts.append(rows)
+            slot_parts.append(flat - rows * k)
+        if self.sparse_size.numel():
+            pos = bernoulli_segment_positions(self.sparse_size * batch_size, self.sparse_rate, generator)
+            slot = torch.div(pos, batch_size, rounding_mode="floor")
+            rows = pos - slot * batch_size
+            slot += k
+            if not self.uniform:
+                u = uniform(pos.numel(), generator, pos.device)
+                keep = flat_nonzero(u.mul_(take(self.slot_bucket_rate, slot)) < take(self.slot_rate, slot))
+                rows, slot = take(rows, keep), take(slot, keep)
+            rows_parts.append(rows)
+            slot_parts.append(slot)
+        if len(rows_parts) != 1:
+            empty = [torch.zeros(0, dtype=torch.long, device=self.members.device)]
+            rows_parts = [torch.cat(rows_parts)] if rows_parts else empty
+            slot_parts = [torch.cat(slot_parts)] if slot_parts else empty
+        return rows_parts[0], take(self.members, slot_parts[0])
 
 
 def augmented_factor(factor: torch.Tensor, diag: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:

@@ -58,6 +58,20 @@ class TestStandard:
         out = self._sae(lp_norm=2.0).training_forward_pass(_step({"l1": 0.1}))
         assert out.losses["l1_loss"].item() == pytest.approx(0.1 * (math.sqrt(11.0) + 3.0) / 2)
 
+    def test_l1_shortcut_has_the_general_formulas_gradients(self) -> None:
+        # lp_norm=1 takes a column-sum shortcut (ReLU latents are non-negative); its loss and
+        # gradients must equal the written-out p-norm formula on random weights and inputs
+        torch.manual_seed(0)
+        sae = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=6, d_sae=9))
+        x = torch.randn(7, 6)
+        out = sae.training_forward_pass(TrainStepInput(x, {"l1": 0.3}, None, n_training_steps=0))
+        fast = torch.autograd.grad(out.losses["l1_loss"], [sae.W_enc, sae.W_dec, sae.b_enc, sae.b_dec])
+        z, _ = sae.encode_with_hidden_pre(x)
+        general = 0.3 * torch.linalg.vector_norm(z * sae.W_dec.norm(dim=-1), ord=1, dim=-1).mean()
+        torch.testing.assert_close(out.losses["l1_loss"], general)
+        for a, b in zip(fast, torch.autograd.grad(general, [sae.W_enc, sae.W_dec, sae.b_enc, sae.b_dec])):
+            torch.testing.assert_close(a, b)
+
     def test_coefficient_comes_from_step_input(self) -> None:
         sae = self._sae(l1_coefficient=7.0, l1_warm_up_steps=10)
         assert sae.get_coefficients()["l1"].value == 7.0
