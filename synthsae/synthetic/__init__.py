@@ -71,6 +71,8 @@ _EXPORTS = {
     "ExplainedVarianceCalculator": "metrics",
     "SyntheticDataEvalResult": "evals",
     "eval_sae_on_synthetic_data": "evals",
+    "FeatureAbsorptionResult": "absorption",
+    "compute_feature_absorption": "absorption",
     # plots
     "find_best_feature_ordering": "plotting",
     "find_best_feature_ordering_from_sae": "plotting",
