@@ -3,6 +3,10 @@
 Without a config it runs the main job: a BatchTopK SAE on the ``cpu_small`` preset,
 about a minute on a CPU (one thread unless ``--threads`` says otherwise), then prints a
 metrics table.
+
+Under ``torchrun --nproc_per_node N -m synthsae train ...`` the runner trains data
+parallel on N processes (``batch_size`` per process, ``training_samples`` in total);
+only rank 0 writes and prints, and the process group is closed at the end.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "  synthsae train run.yaml --set lr=1e-3 --set sae.k=16\n"
             "  synthsae train --set device=cuda --set autocast_sae=true\n"
             "  synthsae train --resume runs/20250101-120000/checkpoints\n"
+            "  torchrun --nproc_per_node 2 -m synthsae train run.yaml   (data parallel)\n"
             + textwrap.fill(
                 "CONFIG keys are those of SyntheticSAERunnerConfig (synthetic_model, sae, training_samples, "
                 "batch_size, lr, eval_frequency, n_checkpoints, logger, seed, ...); synthetic_model may be "
@@ -115,6 +120,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``synthsae train``; returns the exit code."""
+    from synthsae.training import distributed
+
+    had_group = distributed.is_initialized()
+    try:
+        return _run(args)
+    finally:
+        if not had_group:  # the runner joined torchrun's process group: leave it cleanly
+            distributed.destroy_distributed()
+
+
+def _run(args: argparse.Namespace) -> int:
     import sys
 
     from synthsae.commands.eval import format_metrics_table, metrics_summary
@@ -141,6 +157,12 @@ def run(args: argparse.Namespace) -> int:
     except TypeError as err:  # config type errors: same treatment as ValueError
         raise ValueError(str(err)) from None
     cfg = runner.cfg
+    if runner.rank != 0:  # torchrun: rank 0 reports (and prints any error)
+        try:
+            runner.run()
+        except NonFiniteLossError:
+            return 1
+        return 0
     if not args.json:
         where = cfg.output_path if cfg.output_path is not None else "(not saved)"
         print(f"training {cfg.architecture} (d_sae={runner.sae.cfg.d_sae}) on {cfg.training_samples:,} samples, "

@@ -17,6 +17,18 @@ Resume: a checkpoint holds the trainer state (SAE, Adam, step, firing statistics
 scaler), the data generator's state and every global RNG state. A run resumed from it
 performs exactly the remaining steps of the uninterrupted run on the same batches, so
 its final weights are identical (bit for bit on the CPU).
+
+Multi-process training (``torchrun``, see :mod:`synthsae.training.distributed`): when
+``RANK``/``WORLD_SIZE`` are set and no process group exists yet, the runner creates one
+(NCCL for a CUDA ``device``, gloo otherwise). Every rank builds the same model and SAE
+(the seed is rank 0's, also when ``seed=None``); rank ``r`` draws its training batches
+with sampling seed ``rank_seed(seed + 1, r)`` (rank 0's stream is the single-process
+one). ``batch_size`` is per rank; ``training_samples`` counts all ranks' rows. Only rank
+0 writes ``output_path``, ``metrics.jsonl``, wandb and checkpoints, and only it runs
+evals; the other ranks wait for it at the next collective or barrier. A checkpoint
+also holds every rank's data-generator and RNG state (gathered to rank 0), so a resume
+with the same number of ranks is bit-identical too; resuming with a different number
+of ranks (or a single-process checkpoint under torchrun) is refused.
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ from synthsae.synthetic.runner_hooks import (
 from synthsae.synthetic.synthetic_model import SyntheticModel
 from synthsae.synthetic.training import SyntheticActivationIterator
 from synthsae.training import checkpoint as ckpt
+from synthsae.training import distributed
 from synthsae.training.logging import MetricsLogger
 from synthsae.training.trainer import (
     NonFiniteLossError,
@@ -107,7 +120,12 @@ class SyntheticSAERunner:
         if not isinstance(cfg, SyntheticSAERunnerConfig):
             raise TypeError(f"cfg must be a SyntheticSAERunnerConfig, got {type(cfg).__name__}")
         self.cfg = cfg
-        self.seed = cfg.seed if cfg.seed is not None else secrets.randbelow(2**31)
+        # under torchrun: join (or create) the process group before anything touches the device
+        distributed.init_distributed_from_env("nccl" if torch.device(cfg.device).type == "cuda" else "gloo")
+        self.world_size = distributed.world_size() if distributed.is_distributed() else 1
+        self.rank = distributed.rank() if self.world_size > 1 else 0
+        seed = cfg.seed if cfg.seed is not None else secrets.randbelow(2**31)
+        self.seed = distributed.broadcast_object(seed) if self.world_size > 1 else seed
         self._model_given = override_synthetic_model is not None
         if override_synthetic_model is not None:
             self.synthetic_model = override_synthetic_model
@@ -170,6 +188,11 @@ class SyntheticSAERunner:
         if model is None and model_dir is not None and model_dir.is_dir():
             model = SyntheticModel.load_from_disk(model_dir, device=cfg.device)
         runner = cls(cfg, override_synthetic_model=model)
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != runner.world_size:
+            raise ValueError(f"{found} was written by a run with {saved_world} process(es); resume it with the same "
+                             f"number (this run has {runner.world_size}): each rank restores its own data stream, "
+                             "and the step count and LR schedule depend on the number of ranks")
         runner._resume = {"state": state, "checkpoint": found}
         runner._model_dir = model_dir.resolve() if model_dir is not None and model_dir.is_dir() else None
         return runner
@@ -179,26 +202,35 @@ class SyntheticSAERunner:
         """Train, evaluate and save; see the module docstring."""
         cfg = self.cfg
         out = Path(cfg.output_path) if cfg.output_path is not None else None
-        if out is not None:
+        main = self.rank == 0  # only rank 0 writes files, logs and evaluates
+        if out is not None and main:
             out.mkdir(parents=True, exist_ok=True)
             save_json_atomic(out / RUNNER_CONFIG_FILENAME, self._config_dict())
         logging_cfg = dataclasses.replace(cfg.logger, run_name=cfg.logger.run_name or cfg.default_run_name())
-        logger = MetricsLogger(out, logging_cfg, wandb_config=cfg.to_dict())
-        cuda = [torch.device(cfg.device).index or 0] if torch.device(cfg.device).type == "cuda" else []
+        if not main:
+            logging_cfg = dataclasses.replace(logging_cfg, log_to_wandb=False)
+        logger = MetricsLogger(out if main else None, logging_cfg, wandb_config=cfg.to_dict())
+        device = torch.device(cfg.device)
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
+            if device.type == "cuda" else []
         try:
             with torch.random.fork_rng(devices=cuda):
-                return self._run(out, logger)
+                result = self._run(out, logger)
         finally:
             logger.close()
+        distributed.barrier()  # every rank returns once rank 0's outputs are written
+        return result
 
     def _run(self, out: Path | None, logger: MetricsLogger) -> SyntheticSAERunnerResult:
         cfg, model = self.cfg, self.synthetic_model
-        model.set_sampling_seed(self.seed + SAMPLING_SEED_OFFSET)
+        model.set_sampling_seed(distributed.rank_seed(self.seed + SAMPLING_SEED_OFFSET, self.rank))
         torch.manual_seed(self.seed)
         data = SyntheticActivationIterator(model.feature_dict, model.activation_generator, cfg.batch_size,
                                            autocast=cfg.autocast_data)
         self.paused_seconds = 0.0  # seconds spent in evals and checkpoint writes
-        callbacks: list[Any] = [logger, PeriodicEval(self, logger)]
+        callbacks: list[Any] = [logger]
+        if self.rank == 0:  # the other ranks wait for its evals at the next gradient all_reduce
+            callbacks.append(PeriodicEval(self, logger))
         if cfg.checkpoint_path is not None and cfg.n_checkpoints > 0:
             thresholds = checkpoint_thresholds(cfg.training_samples, cfg.n_checkpoints)
             callbacks.append(SampleThresholdCallback(thresholds, lambda t: self._checkpoint(t, final=False)))
@@ -207,9 +239,18 @@ class SyntheticSAERunner:
         if self._resume is not None:
             state = self._resume["state"]
             trainer.load_state_dict(state["trainer"])
-            ckpt.restore_rng_state(state["rng"])
+            own = state["ranks"][self.rank] if state.get("ranks") else None
+            if own is not None:  # this rank's data stream and RNGs (the trainer state is rank 0's)
+                if own["data"] is not None:
+                    data.load_state_dict(own["data"])
+                ckpt.restore_rng_state(own["rng"])
+            else:
+                ckpt.restore_rng_state(state["rng"])
             start_step = trainer.step
             logger.log({"event": "resume", "checkpoint": str(self._resume["checkpoint"])}, start_step)
+        if self.world_size > 1:
+            logger.log({"event": "distributed", "world_size": self.world_size,
+                        "global_batch_size": cfg.batch_size * self.world_size}, start_step)
         start_samples, t0 = trainer.samples_seen, time.perf_counter()
         try:
             trainer.fit()
@@ -222,13 +263,13 @@ class SyntheticSAERunner:
         if cfg.save_final_checkpoint and cfg.checkpoint_path is not None:
             self._checkpoint(trainer, final=True)
         final_eval = None
-        if cfg.run_final_eval and cfg.eval_samples > 0:
+        if cfg.run_final_eval and cfg.eval_samples > 0 and self.rank == 0:
             final_eval = self.evaluate(scaled=False)
             logger.log(final_eval.to_log_dict(prefix="final/"), trainer.step,
                        histograms=self.histograms() if logger.wandb_run is not None else None)
         logger.log({"final/train_seconds": train_s, "final/samples_per_second": rate,
                     "final/steps": trainer.step - start_step}, trainer.step)
-        if out is not None:
+        if out is not None and self.rank == 0:
             self._save_outputs(out, final_eval)
         return SyntheticSAERunnerResult(self.sae, model, final_eval, out, train_s, rate)
 
@@ -279,13 +320,28 @@ class SyntheticSAERunner:
 
     # ------------------------------------------------------------------ checkpoints and outputs
     def _checkpoint(self, trainer: Trainer, final: bool) -> Path:
-        """Write a complete checkpoint of the current state (atomically) and return it."""
+        """Write a complete checkpoint of the current state (atomically) and return it.
+
+        Under torchrun every rank calls this (the non-finite check and the gathering of
+        each rank's data-generator and RNG state are collectives); rank 0 writes.
+        """
         t0 = time.perf_counter()
         raise_if_non_finite(trainer)
         root = Path(self.cfg.checkpoint_path)  # type: ignore[arg-type]
-        model_ref = self._model_reference(root)
         name = f"final_{trainer.samples_seen}" if final else str(trainer.samples_seen)
-        state = {"trainer": trainer.state_dict(), "rng": ckpt.capture_rng_state(), "seed": self.seed}
+        rng = ckpt.capture_rng_state()
+        ranks = None
+        if self.world_size > 1:
+            data_state = trainer.data.state_dict() if hasattr(trainer.data, "state_dict") else None
+            ranks = distributed.gather_objects({"data": data_state, "rng": rng})
+            if self.rank != 0:
+                distributed.barrier()
+                self.paused_seconds += time.perf_counter() - t0
+                return root / name
+        model_ref = self._model_reference(root)
+        state: dict[str, Any] = {"trainer": trainer.state_dict(), "rng": rng, "seed": self.seed}
+        if ranks is not None:
+            state.update(world_size=self.world_size, ranks=ranks)
         sparsity = trainer.slots[0].stats.log_feature_sparsity()
 
         def write(tmp: Path) -> None:
@@ -298,6 +354,7 @@ class SyntheticSAERunner:
         info = {"step": trainer.step, "samples_seen": trainer.samples_seen, "final": final,
                 "synthetic_model": model_ref}
         path = ckpt.write_checkpoint(root / name, write, info)
+        distributed.barrier()
         self.paused_seconds += time.perf_counter() - t0
         return path
 

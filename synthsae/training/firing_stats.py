@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 
-def _fire_counts(feature_acts: torch.Tensor, d_sae: int) -> torch.Tensor:
+def fire_counts(feature_acts: torch.Tensor, d_sae: int) -> torch.Tensor:
     """Rows on which each latent is non-zero, ``[d_sae]`` float32, for dense or sparse COO acts.
 
     ``sign().abs_().sum(0)`` is several times faster than ``count_nonzero(dim=0)`` on CPU.
@@ -68,11 +68,15 @@ class FiringStats:
     @torch.no_grad()
     def update(self, feature_acts: torch.Tensor) -> None:
         """Record one training step's latent activations ``[..., d_sae]`` (dense or sparse COO)."""
-        counts = _fire_counts(feature_acts, self.d_sae)
+        self.update_counts(fire_counts(feature_acts, self.d_sae), math.prod(feature_acts.shape[:-1]))
+
+    def update_counts(self, counts: torch.Tensor, rows: int) -> None:
+        """Record one step from per-latent fire counts ``[d_sae]`` over ``rows`` rows
+        (data-parallel training passes the counts summed over the ranks)."""
         self.fire_counts.add_(counts)
         self.n_updates += 1
         self.last_fired.masked_fill_(counts > 0, self.n_updates)
-        self.window_samples += math.prod(feature_acts.shape[:-1])
+        self.window_samples += rows
         self.window_steps += 1
 
     def reset_window(self) -> None:

@@ -14,7 +14,8 @@ import torch
 
 from synthsae.saes.base import TrainingSAE, TrainStepInput, TrainStepOutput
 from synthsae.training.activation_scaler import ActivationScaler
-from synthsae.training.firing_stats import FiringStats
+from synthsae.training.distributed import all_reduce_
+from synthsae.training.firing_stats import FiringStats, fire_counts
 from synthsae.training.optim import Adam, clip_grad_norm_, clip_scale
 from synthsae.training.schedules import CoefficientSchedule
 
@@ -39,14 +40,26 @@ class NonFiniteLossError(RuntimeError):
 
 
 class SAESlot:
-    """Everything that belongs to one SAE in a (multi-SAE) run."""
+    """Everything that belongs to one SAE in a (multi-SAE) run.
 
-    def __init__(self, sae: TrainingSAE, cfg: TrainerConfig) -> None:
+    With ``world_size > 1`` (data-parallel training, see
+    :mod:`synthsae.training.distributed`) each step also makes one ``all_reduce`` per
+    SAE and dtype (one for float32 SAEs; BatchTopK's float64 threshold adds a second),
+    right after the backward pass: gradients and floating-point buffers (such as
+    BatchTopK's threshold average) are averaged over the ranks, and the per-latent
+    fire counts are summed, so the firing statistics and the dead-latent mask are those
+    of the global batch and identical on every rank. Clipping and Adam then see the
+    averaged gradients. The LR schedule counts global steps:
+    ``total_training_samples // (batch_size * world_size)``.
+    """
+
+    def __init__(self, sae: TrainingSAE, cfg: TrainerConfig, world_size: int = 1) -> None:
         device = torch.device(cfg.device)
         self.sae = sae.to(device)
         self.cfg = cfg
+        self.world_size = int(world_size)
         self.params = [p for p in sae.parameters() if p.requires_grad]
-        self.lr_schedule = cfg.lr_schedule()
+        self.lr_schedule = cfg.lr_schedule(self.world_size)
         self.coef_schedules: dict[str, CoefficientSchedule] = {}
         for name, coef in sae.get_coefficients().items():
             if isinstance(coef, (int, float)) and not isinstance(coef, bool):
@@ -85,14 +98,21 @@ class SAESlot:
         )
         with self.autocast:
             out = self.sae.training_forward_pass(step_input)
-        self.stats.update(out.feature_acts)
+        sync = self.world_size > 1
+        if sync:
+            counts = fire_counts(out.feature_acts, self.stats.d_sae)
+        else:
+            self.stats.update(out.feature_acts)
         self.loss_sum.add_(out.loss.detach())
         self.last_losses = {"overall_loss": out.loss, **out.losses}
         if self.grad_scaler is not None:
             self.grad_scaler.scale(out.loss).backward()
-            self.grad_scaler.unscale_(self.optimizer)
         else:
             out.loss.backward()
+        if sync:
+            self._sync_step(counts, math.prod(out.feature_acts.shape[:-1]))
+        if self.grad_scaler is not None:
+            self.grad_scaler.unscale_(self.optimizer)
         lr = self.lr_schedule.lr_at(step)
         max_norm = self.cfg.max_grad_norm
         if self.grad_scaler is not None:
@@ -109,10 +129,29 @@ class SAESlot:
         return out
 
     @torch.no_grad()
+    def _sync_step(self, counts: torch.Tensor, rows: int) -> None:
+        """The data-parallel step: one collective, then the global firing statistics."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        buffers = [b for b in self.sae.buffers() if b.is_floating_point()]
+        all_reduce_(mean=grads + buffers, total=[counts])
+        self.stats.update_counts(counts, rows * self.world_size)
+
+    def all_reduce_loss_sum(self) -> torch.Tensor:
+        """``loss_sum`` summed over the ranks (one collective; itself when single-process)."""
+        if self.world_size == 1:
+            return self.loss_sum
+        total = self.loss_sum.clone()
+        all_reduce_(total=[total])
+        return total
+
+    @torch.no_grad()
     def log_metrics(self, out: TrainStepOutput, step: int, samples_seen: int, sae_index: int) -> dict[str, float]:
         """The §6.4 training-step keys for the step just completed (one host sync).
 
-        Also checks the non-finite flag accumulated since the last check.
+        Also checks the non-finite flag accumulated since the last check. With several
+        ranks, every value is the mean over the ranks of that rank's value (one
+        ``all_reduce``; the firing-statistics keys are already global), and a non-finite
+        loss on any rank raises on every rank.
         """
         d_in = out.sae_in.shape[-1]
         x = out.sae_in.reshape(-1, d_in).float()
@@ -138,6 +177,8 @@ class SAESlot:
                 extra[f"metrics/{key}"] = float(value)
         device = self.loss_sum.device
         values = torch.stack([t.detach().float().reshape(()).to(device) for t in tensors] + [self.loss_sum.float()])
+        if self.world_size > 1:
+            all_reduce_(mean=[values])
         values = values.tolist()
         loss_flag = values.pop()
         metrics = dict(zip(names, values))

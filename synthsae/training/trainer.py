@@ -5,6 +5,11 @@ statistics and activation scaler; all of them see the same batch at each step.
 The hot path never reads a tensor back to the host: metrics, the progress bar and
 the non-finite-loss check are evaluated only every ``log_frequency`` steps, with
 one device synchronisation per SAE.
+
+Data parallelism (``torchrun``): when a ``torch.distributed`` process group with more
+than one rank is initialised before the trainer is built, every rank runs the same
+loop on its own batches and the trainer keeps the SAEs identical across ranks (see
+:class:`Trainer`). Whether training is distributed is decided once, at construction.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from synthsae.saes.base import TrainingSAE
+from synthsae.training import distributed
 from synthsae.training.activation_scaler import ActivationScaler
 from synthsae.training.callbacks import (
     SampleThresholdCallback,
@@ -49,6 +55,9 @@ class TrainerConfig:
 
     ``total_training_steps = total_training_samples // batch_size`` sets the LR
     schedule's length; training runs until ``total_training_samples`` rows are seen.
+    Under data parallelism ``batch_size`` is per rank and ``total_training_samples``
+    counts the rows of all ranks together, so a run takes
+    ``total_training_samples // (batch_size * world_size)`` steps.
     ``lr_end=None`` means ``lr / 10``. ``autocast`` runs the SAE forward pass under
     ``autocast_dtype`` (bf16 needs no grad scaler; fp16 on CUDA uses one).
     ``max_grad_norm=None`` disables gradient clipping.
@@ -99,8 +108,10 @@ class TrainerConfig:
     def total_training_steps(self) -> int:
         return self.total_training_samples // self.batch_size
 
-    def lr_schedule(self) -> LRSchedule:
-        return LRSchedule(self.lr, self.total_training_steps, self.lr_warm_up_steps, self.lr_decay_steps,
+    def lr_schedule(self, world_size: int = 1) -> LRSchedule:
+        """The LR schedule over ``total_training_samples // (batch_size * world_size)`` steps."""
+        steps = self.total_training_samples // (self.batch_size * world_size)
+        return LRSchedule(self.lr, steps, self.lr_warm_up_steps, self.lr_decay_steps,
                           self.lr_scheduler_name, self.lr_end, self.n_restart_cycles)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +140,25 @@ class Trainer:
             autocast may differ; sample counts, batch size, device and log frequency may not).
         callbacks: objects with any of ``on_fit_start``, ``on_log``, ``on_step_end``,
             ``on_fit_end`` (see :class:`TrainerCallback`).
+
+    Data parallelism: if a ``torch.distributed`` process group with more than one rank
+    is initialised when the trainer is built, each rank passes its own ``data`` (same
+    batch size on every rank) and the trainer
+
+    * broadcasts every SAE's parameters and buffers from rank 0 at construction;
+    * averages gradients (and floating-point buffers) over the ranks after each backward
+      pass, before clipping and Adam, and sums the per-latent fire counts, so the firing
+      statistics and dead-latent masks are those of the global batch, identical on all
+      ranks (one collective per SAE and step; a second one for SAEs with float64
+      buffers, such as BatchTopK's threshold);
+    * counts ``samples_seen`` over all ranks (``world_size * batch_size`` per step);
+    * averages the logged metrics over the ranks on logging steps only, and calls
+      ``on_log`` and the progress bar on rank 0 only; ``on_fit_start``, ``on_step_end``
+      and ``on_fit_end`` run on every rank (they may hold collectives, e.g. checkpoints);
+    * combines the activation scaler's norm estimates of all ranks.
+
+    ``fit``, ``check_finite`` and these hooks must then be called on every rank.
+    ``state_dict()`` is local (no collective); its ``data`` entry is this rank's.
     """
 
     def __init__(
@@ -150,7 +180,16 @@ class Trainer:
         self.cfg = cfgs[0]
         self.data = data
         self.callbacks = list(callbacks)
-        self.slots = [SAESlot(sae, c) for sae, c in zip(self.saes, cfgs)]
+        self.world_size = distributed.world_size() if distributed.is_distributed() else 1
+        self.is_main_process = distributed.rank() == 0
+        global_batch = self.cfg.batch_size * self.world_size
+        if self.world_size > 1 and self.cfg.total_training_samples < global_batch:
+            raise ValueError(f"total_training_samples ({self.cfg.total_training_samples}) must be >= batch_size x "
+                             f"world_size ({self.cfg.batch_size} x {self.world_size}): it counts all ranks' rows")
+        self.slots = [SAESlot(sae, c, self.world_size) for sae, c in zip(self.saes, cfgs)]
+        if self.world_size > 1:
+            for sae in self.saes:
+                distributed.broadcast_parameters(sae, src=0)
         self.device = torch.device(self.cfg.device)
         self.step = 0  # steps completed
         self.samples_seen = 0
@@ -180,6 +219,8 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
     def _emit(self, hook: str, *args: Any) -> None:
+        if hook == "on_log" and not self.is_main_process:
+            return
         for cb in self.callbacks:
             fn = getattr(cb, hook, None)
             if fn is not None:
@@ -189,8 +230,12 @@ class Trainer:
         todo = [s for s in self.slots if s.sae.cfg.normalize_activations == "expected_average_only_in"
                 and s.scaler.scaling_factor is None]
         if todo and self.step == 0:
-            factor = ActivationScaler().estimate_scaling_factor(todo[0].sae.cfg.d_in, self.data,
-                                                               self.cfg.n_batches_for_norm_estimate)
+            d_in = todo[0].sae.cfg.d_in
+            factor = ActivationScaler().estimate_scaling_factor(d_in, self.data, self.cfg.n_batches_for_norm_estimate)
+            if self.world_size > 1:  # the mean row norm over every rank's batches (equal row counts)
+                mean_norm = torch.tensor([math.sqrt(d_in) / factor], dtype=torch.float64, device=self.device)
+                distributed.all_reduce_(mean=[mean_norm])
+                factor = math.sqrt(d_in) / float(mean_norm)
             for slot in todo:
                 slot.scaler.scaling_factor = factor
 
@@ -204,7 +249,7 @@ class Trainer:
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteLossError` if any loss since the last check was NaN/inf (one sync per SAE)."""
         for i, slot in enumerate(self.slots):
-            if self.step > slot.checked_step and not math.isfinite(float(slot.loss_sum)):
+            if self.step > slot.checked_step and not math.isfinite(float(slot.all_reduce_loss_sum())):
                 losses = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
                           for k, v in slot.last_losses.items()}
                 raise NonFiniteLossError(self.step, slot.checked_step + 1, i, losses)
@@ -222,7 +267,7 @@ class Trainer:
         self._estimate_scalers()
         self._emit("on_fit_start", self)
         pbar = tqdm(total=total, initial=self.samples_seen, unit="samples", unit_scale=True,
-                    desc="Training SAE", disable=not self.cfg.show_progress)
+                    desc="Training SAE", disable=not (self.cfg.show_progress and self.is_main_process))
         try:
             while self.samples_seen < total and (num_steps is None or self.step < num_steps):
                 self._log_windows(reset=True)
@@ -231,7 +276,7 @@ class Trainer:
                 except StopIteration:
                     raise RuntimeError(f"the data iterator ran out after {self.step} training steps") from None
                 is_log = (self.step + 1) % freq == 0
-                done, seen = self.step + 1, self.samples_seen + batch.shape[0]
+                done, seen = self.step + 1, self.samples_seen + batch.shape[0] * self.world_size
                 logs = []
                 for i, slot in enumerate(self.slots):
                     out = slot.train_step(batch, self.step, is_log)
