@@ -44,8 +44,8 @@ from dataclasses import dataclass, fields
 from typing import Any, Union
 
 import torch
-from tqdm.auto import tqdm
 
+from synthsae._progress import progress_bar
 from synthsae.synthetic.evals import (
     ActivationScalerLike,
     _check_inputs,
@@ -361,7 +361,7 @@ def compute_feature_absorption(
     if callable(getattr(sae, "eval", None)):
         sae.eval()
     try:
-        bar = tqdm(total=num_samples, disable=not show_progress, desc="absorption", unit="sample")
+        bar = progress_bar(total=num_samples, show=show_progress, desc="absorption", unit="sample")
         with torch.no_grad(), bar:
             for start in range(0, num_samples, batch_size):
                 b = min(batch_size, num_samples - start)

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 import torch
-from tqdm.auto import tqdm
 
+from synthsae._progress import progress_bar
 from synthsae.synthetic.metrics import (
     ClassificationMetrics,
     ClassificationMetricsCalculator,
@@ -234,7 +234,7 @@ def _run_eval(
     )
 
     done = 0
-    with tqdm(total=num_samples, disable=not show_progress, desc="eval", unit="sample") as bar:
+    with progress_bar(total=num_samples, show=show_progress, desc="eval", unit="sample") as bar:
         while done < num_samples:
             b = min(chunk, num_samples - done)
             gt, x = _sample(feature_dict, generator, b)

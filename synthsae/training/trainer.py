@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
+from synthsae._progress import progress_bar
 from synthsae.saes.base import TrainingSAE
 from synthsae.training import distributed
 from synthsae.training.activation_scaler import ActivationScaler
@@ -266,8 +266,8 @@ class Trainer:
         total, freq = self.cfg.total_training_samples, self.cfg.log_frequency
         self._estimate_scalers()
         self._emit("on_fit_start", self)
-        pbar = tqdm(total=total, initial=self.samples_seen, unit="samples", unit_scale=True,
-                    desc="Training SAE", disable=not (self.cfg.show_progress and self.is_main_process))
+        pbar = progress_bar(total=total, initial=self.samples_seen, unit="samples", unit_scale=True,
+                            desc="Training SAE", show=self.cfg.show_progress and self.is_main_process)
         try:
             while self.samples_seen < total and (num_steps is None or self.step < num_steps):
                 self._log_windows(reset=True)
