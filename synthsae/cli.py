@@ -130,10 +130,12 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ driver
+from synthsae.commands import bench as _bench_command  # noqa: E402
 from synthsae.commands import eval as _eval_command  # noqa: E402
 from synthsae.commands import train as _train_command  # noqa: E402
 
-COMMANDS: list[Callable[[Any], None]] = [add_sample_command, _train_command.add_parser, _eval_command.add_parser]
+COMMANDS: list[Callable[[Any], None]] = [add_sample_command, _train_command.add_parser, _eval_command.add_parser,
+                                         _bench_command.add_parser]
 """Functions that each register one subcommand (``handler`` set via ``set_defaults``)."""
 
 
