@@ -8,8 +8,9 @@
    features, so the metrics are far from trivial) with ``save_inference_model``.
 2. Each library, in its own fresh process (the reference in its virtualenv), loads both
    directories and times ``eval_sae_on_synthetic_data(sae, model.feature_dict,
-   model.activation_generator, num_samples=N)`` with its default batch size; the two
-   libraries alternate so that they see the same machine load.
+   model.activation_generator, num_samples=N, batch_size=1024)`` (the runner's eval batch; the
+   reference's default draws all N samples in one dense batch, which does not fit in memory
+   at 50k samples and more); the two libraries alternate so that they see the same load.
 
 Each library samples its own data, so the metrics agree to within sampling noise rather
 than exactly. Prints one line per run and the speed-up of the medians.
@@ -32,16 +33,19 @@ DEFAULT_REFERENCE_PYTHON = Path.home() / ".cache" / "synthsae-reference-venv" / 
 WORKER = r"""
 import importlib, json, sys, time
 import torch
-lib, model_dir, sae_dir, n, threads, seed = sys.argv[1:7]
+lib, model_dir, sae_dir, n, threads, seed, batch = sys.argv[1:8]
+batch = int(batch) or None
 torch.set_num_threads(int(threads))
 top = importlib.import_module(lib)
 syn = importlib.import_module(lib + ".synthetic")
 model = syn.SyntheticModel.load_from_disk(model_dir)
 sae = top.SAE.load_from_disk(sae_dir)
 torch.manual_seed(int(seed))
-syn.eval_sae_on_synthetic_data(sae, model.feature_dict, model.activation_generator, num_samples=2048)  # warm-up
+syn.eval_sae_on_synthetic_data(sae, model.feature_dict, model.activation_generator, num_samples=2048,
+                               batch_size=batch)  # warm-up
 t0, c0 = time.perf_counter(), time.process_time()
-r = syn.eval_sae_on_synthetic_data(sae, model.feature_dict, model.activation_generator, num_samples=int(n))
+r = syn.eval_sae_on_synthetic_data(sae, model.feature_dict, model.activation_generator, num_samples=int(n),
+                                   batch_size=batch)
 out = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "mcc": r.mcc,
        "explained_variance": r.explained_variance, "uniqueness": r.uniqueness, "sae_l0": r.sae_l0,
        "true_l0": r.true_l0, "f1": r.classification.f1_score, "shrinkage": r.shrinkage,
@@ -75,10 +79,10 @@ def prepare(work: Path, k: int, d_sae: int) -> tuple[Path, Path]:
 def run_one(lib: str, python: str, model_dir: Path, sae_dir: Path, args: argparse.Namespace, seed: int) -> dict:
     env = dict(os.environ, TQDM_DISABLE="1", PYTHONPATH=str(REPO) if lib == "synthsae" else "")
     cmd = [python, "-c", WORKER, lib, str(model_dir), str(sae_dir), str(args.num_samples), str(args.threads),
-           str(seed)]
+           str(seed), str(args.batch_size)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/tmp", check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"{lib} eval failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{lib} eval failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -87,6 +91,9 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=50_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1024,
+                        help="eval batch for both libraries (the runner's default: the training batch); 0: each "
+                             "library's default (the reference then draws all samples in one batch)")
     parser.add_argument("--k", type=int, default=25)
     parser.add_argument("--d-sae", type=int, default=4096)
     parser.add_argument("--reference-python", default=str(DEFAULT_REFERENCE_PYTHON))
@@ -100,7 +107,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir, sae_dir = prepare(Path(tmp), args.k, args.d_sae)
         print(f"eval of a TopK SAE ({args.d_sae} latents, k={args.k}) on the 16k model: "
-              f"{args.num_samples:,} samples, {args.threads} threads")
+              f"{args.num_samples:,} samples, batch {args.batch_size or 'default'}, {args.threads} threads")
         runs: dict[str, list[dict]] = {lib: [] for lib, _ in libs}
         for seed in range(args.repeats):
             for lib, python in libs:
