@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from synthsae.commands.arg_types import non_negative_int, positive_int
+
 __all__ = ["COMMANDS", "add_sample_command", "build_parser", "main"]
 
 DEFAULT_PRESET = "cpu_medium"
@@ -50,18 +52,18 @@ def add_sample_command(subparsers: Any) -> None:
         metavar="SOURCE",
         help="a saved model directory, or a Hugging Face id 'owner/name[:subfolder]'",
     )
-    p.add_argument("--batch-size", type=_positive_int, default=1024, metavar="N", help="samples per batch (default: 1024)")
-    p.add_argument("--batches", type=_positive_int, default=20, metavar="N", help="number of batches to draw (default: 20)")
+    p.add_argument("--batch-size", type=positive_int, default=1024, metavar="N", help="samples per batch (default: 1024)")
+    p.add_argument("--batches", type=positive_int, default=20, metavar="N", help="number of batches to draw (default: 20)")
     p.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         metavar="S",
         help="sampling seed: the same seed gives the same batches on the same device (default: global RNG)",
     )
     p.add_argument(
         "--model-seed",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         metavar="S",
         help="override the build seed of the preset or config (ignored with --model)",
@@ -70,20 +72,6 @@ def add_sample_command(subparsers: Any) -> None:
     p.add_argument("--save", metavar="DIR", default=None, help="also save the model to this directory")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON instead of a table")
     p.set_defaults(handler=run_sample)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -146,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sparse autoencoders on synthetic data with known ground-truth features.",
     )
     parser.add_argument(
-        "--threads", type=_positive_int, default=None, metavar="N",
+        "--threads", type=positive_int, default=None, metavar="N",
         help="torch CPU threads (default: torch's choice; 1 for the small `synthsae train` demo job, "
         "whose tiny matrices run faster on one thread than on two that wait on each other)",
     )

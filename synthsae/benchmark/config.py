@@ -9,7 +9,6 @@ fields below; ``--set KEY=VALUE`` overrides use dotted keys (``sae_settings.jump
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,11 +17,13 @@ from typing import Any
 import torch
 
 from synthsae.synthetic.runner_config_io import (
+    apply_overrides,
     check_bool,
     check_int,
     check_optional_str,
     load_config_data,
     unknown_keys_message,
+    write_config_file,
 )
 
 __all__ = [
@@ -290,15 +291,7 @@ class BenchmarkConfig:
 
     def to_file(self, path: str | Path) -> Path:
         """Write the config as JSON (or YAML for a ``.yaml``/``.yml`` path)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
-        else:
-            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        return write_config_file(path, self.to_dict())
 
 
 _MODEL_SOURCES = ("preset", "model", "model_config")
@@ -308,23 +301,11 @@ def apply_dotted_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]
     """A deep copy of ``data`` with each dotted key set; missing sections are created
     (so ``sae_settings.gated.lr`` works without a ``gated`` entry). Setting one model
     source (``preset``, ``model``, ``model_config``) clears the other two."""
-    out = copy.deepcopy(dict(data))
+    data = dict(data)
     for dotted, value in overrides.items():
-        parts = str(dotted).split(".")
-        if any(not p for p in parts):
-            raise ValueError(f"--set {dotted}: empty part in the key")
-        if parts[0] in _MODEL_SOURCES and value is not None:
+        source = str(dotted).split(".")[0]
+        if source in _MODEL_SOURCES and value is not None:
             for other in _MODEL_SOURCES:
-                if other != parts[0]:
-                    out.pop(other, None)
-        node = out
-        for depth, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                where = ".".join(parts[: depth + 1])
-                raise ValueError(f"--set {dotted}: {where!r} is not a section with keys (it is {child!r})")
-            node = child
-        node[parts[-1]] = value
-    return out
+                if other != source:
+                    data.pop(other, None)
+    return apply_overrides(data, overrides, create_sections=True)

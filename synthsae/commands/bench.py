@@ -15,17 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from synthsae.commands.arg_types import positive_int
+
 __all__ = ["add_parser", "build_config", "run"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(float(text)) if "e" in text.lower() else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
 
 
 def _name_list(text: str) -> list[str]:
@@ -95,17 +87,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"architectures to compare (default: {','.join(DEFAULT_ARCHITECTURES)})")
     p.add_argument("--l0", type=_int_list, default=None, metavar="N,N,...",
                    help=f"L0 targets (default: {','.join(map(str, DEFAULT_L0_TARGETS))})")
-    p.add_argument("--samples", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--samples", type=positive_int, default=None, metavar="N",
                    help=f"training samples shared by all SAEs (default: {defaults.training_samples:,})")
-    p.add_argument("--eval-samples", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--eval-samples", type=positive_int, default=None, metavar="N",
                    help=f"eval samples per SAE (default: {defaults.eval_samples:,})")
-    p.add_argument("--d-sae", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--d-sae", type=positive_int, default=None, metavar="N",
                    help=f"latents per SAE (default: {defaults.d_sae})")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="seed of initialisation, data and evals (default: 0)")
     p.add_argument("--device", default=None, metavar="DEV", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--output", metavar="DIR", default=None,
                    help="output folder (default: the config's output_dir, else runs/bench-<timestamp>)")
-    p.add_argument("--threads", dest="bench_threads", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--threads", dest="bench_threads", type=positive_int, default=None, metavar="N",
                    help="torch CPU threads (same as `synthsae --threads N bench`; default on a CPU: 1, as the "
                         "small SAEs gain nothing from more)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -12,17 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from synthsae.commands.arg_types import positive_int
+
 __all__ = ["add_parser", "format_metrics_table", "load_model_for_eval", "metrics_summary", "run"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(float(text)) if "e" in text.lower() else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -53,8 +45,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "else a checkpoint's saved model, else the model named in SAE_DIR/runner_config.json"
         ),
     )
-    p.add_argument("--samples", type=_positive_int, default=100_000, metavar="N", help="number of eval samples")
-    p.add_argument("--batch-size", type=_positive_int, default=4096, metavar="N", help="samples per eval chunk")
+    p.add_argument("--samples", type=positive_int, default=100_000, metavar="N", help="number of eval samples")
+    p.add_argument("--batch-size", type=positive_int, default=4096, metavar="N", help="samples per eval chunk")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="sampling seed of the eval data")
     p.add_argument("--device", default="cpu", metavar="DEV", help="torch device, e.g. cpu or cuda")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")

@@ -13,14 +13,12 @@ form ``d_in`` may be left out; the runner then fills it in from the synthetic mo
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from synthsae.saes.config import TrainingSAEConfig
 from synthsae.synthetic.model_config import SyntheticModelConfig
@@ -30,6 +28,7 @@ from synthsae.synthetic.runner_config_io import (
     parse_override,
     parse_yaml_scalar,
     unknown_keys_message,
+    write_config_file,
 )
 from synthsae.synthetic.runner_config_io import check_bool as _bool
 from synthsae.synthetic.runner_config_io import check_float as _float
@@ -322,13 +321,7 @@ class SyntheticSAERunnerConfig:
 
     def to_file(self, path: str | Path) -> Path:
         """Write the config as YAML (``.yaml``/``.yml``) or JSON (anything else)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix.lower() in (".yaml", ".yml"):
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
-        else:
-            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        return write_config_file(path, self.to_dict())
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> SyntheticSAERunnerConfig:
         """A new config with dotted keys replaced, e.g. ``{"lr": 1e-3, "sae.k": 8}``."""

@@ -8,7 +8,7 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ __all__ = [
     "parse_override",
     "parse_yaml_scalar",
     "unknown_keys_message",
+    "write_config_file",
 ]
 
 
@@ -134,8 +135,14 @@ def unknown_keys_message(section: str, unknown: list[str], known: list[str]) -> 
     return f"unknown key(s) in {section}: {', '.join(parts)}; valid keys: {', '.join(known)}"
 
 
-def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of ``data`` with each dotted key set (intermediate keys must be mappings)."""
+def apply_overrides(
+    data: Mapping[str, Any], overrides: Mapping[str, Any], create_sections: Collection[str] | bool = ("logger",)
+) -> dict[str, Any]:
+    """A deep copy of ``data`` with each dotted key set (intermediate keys must be mappings).
+
+    A missing intermediate section is created when its name is in ``create_sections``
+    (``True``: any name); otherwise setting a key below it is an error naming the key.
+    """
     out = copy.deepcopy(dict(data))
     for dotted, value in overrides.items():
         parts = str(dotted).split(".")
@@ -144,7 +151,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
         node: Any = out
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part) if isinstance(node, dict) else None
-            if child is None and isinstance(node, dict) and part == "logger":
+            creatable = create_sections is True or (create_sections is not False and part in create_sections)
+            if child is None and isinstance(node, dict) and creatable:
                 child = node[part] = {}
             if not isinstance(child, dict):
                 where = ".".join(parts[: depth + 1])
@@ -153,3 +161,14 @@ def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
             node = child
         node[parts[-1]] = value
     return out
+
+
+def write_config_file(path: str | Path, data: Mapping[str, Any]) -> Path:
+    """Write a config dict as YAML (``.yaml``/``.yml``) or JSON (anything else), creating folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        path.write_text(yaml.safe_dump(dict(data), sort_keys=False), encoding="utf-8")
+    else:
+        path.write_text(json.dumps(dict(data), indent=2) + "\n", encoding="utf-8")
+    return path
