@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import bisect
 import logging
-import math
 import random
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, NamedTuple
 
 import torch
+
+from synthsae.synthetic.checks import real_number as _real
 
 __all__ = [
     "CorrelationMatrixInput",
@@ -52,15 +53,6 @@ CorrelationMatrixInput = torch.Tensor | LowRankCorrelationMatrix | tuple[torch.T
 
 
 # ----------------------------------------------------------------- validation
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return out
-
-
 def _count(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")

@@ -7,14 +7,14 @@ serialise to a dict (with a ``"generator_name"`` key) and rebuild from it.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import torch
 
+from synthsae.synthetic.checks import real_number as _real
 from synthsae.synthetic.registry import Registry, config_from_dict
 
 __all__ = [
@@ -33,16 +33,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------- validation
-def _real(name: str, value: Any) -> float:
-    """``value`` as a float; TypeError for non-numbers, ValueError for NaN or infinity."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return out
-
-
 def _probability(name: str, value: Any) -> float:
     out = _real(name, value)
     if not 0.0 < out <= 1.0:

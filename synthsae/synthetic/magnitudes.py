@@ -7,7 +7,6 @@ round-trip through ``to_dict()`` / ``MagnitudeConfig.from_dict()``.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from numbers import Integral, Real
@@ -15,6 +14,9 @@ from typing import Any
 
 import torch
 
+from synthsae.synthetic.checks import non_negative_number as _non_negative
+from synthsae.synthetic.checks import positive_number as _positive
+from synthsae.synthetic.checks import real_number as _real
 from synthsae.synthetic.registry import Registry, config_from_dict
 
 __all__ = [
@@ -28,29 +30,6 @@ __all__ = [
     "get_magnitude_class",
     "register_magnitude",
 ]
-
-
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return out
-
-
-def _positive(name: str, value: Any) -> float:
-    out = _real(name, value)
-    if out <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return out
-
-
-def _non_negative(name: str, value: Any) -> float:
-    out = _real(name, value)
-    if out < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return out
 
 
 def _num_features(value: Any) -> int:

@@ -9,8 +9,6 @@ bias, dtype and seed. It serialises to the JSON layout the reference library use
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from numbers import Real
@@ -20,12 +18,15 @@ from typing import Any
 import torch
 import yaml
 
+from synthsae.synthetic.checks import non_negative_number as _non_negative
+from synthsae.synthetic.checks import real_number as _finite
 from synthsae.synthetic.firing_probabilities import (
     FiringProbabilityConfig,
     ZipfianFiringProbabilityConfig,
 )
 from synthsae.synthetic.hierarchy.config import HierarchyConfig
 from synthsae.synthetic.magnitudes import MagnitudeConfig
+from synthsae.synthetic.runner_config_io import load_yaml
 
 __all__ = [
     "SYNTHETIC_MODEL_CONFIG_FILENAME",
@@ -68,22 +69,6 @@ def _int_at_least(name: str, value: Any, low: int) -> int:
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value!r}")
     return int(value)
-
-
-def _finite(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return out
-
-
-def _non_negative(name: str, value: Any) -> float:
-    out = _finite(name, value)
-    if out < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return out
 
 
 def _seed(name: str, value: Any) -> int | None:
@@ -305,7 +290,7 @@ class SyntheticModelConfig:
     @classmethod
     def from_yaml(cls, text: str) -> SyntheticModelConfig:
         """Parse YAML text. Numbers such as ``5e-4`` are read as floats (YAML 1.2 style)."""
-        data = yaml.load(text, Loader=_Yaml12FloatLoader)  # noqa: S506 - a SafeLoader subclass
+        data = load_yaml(text)
         return cls.from_dict(data)
 
     def to_json_file(self, path: str | Path) -> Path:
@@ -341,21 +326,3 @@ def _write_text(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
-
-
-class _Yaml12FloatLoader(yaml.SafeLoader):
-    """A SafeLoader that also reads ``1e-3``-style scalars (no dot) as floats."""
-
-
-_Yaml12FloatLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)

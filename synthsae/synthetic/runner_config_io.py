@@ -21,6 +21,7 @@ __all__ = [
     "check_int",
     "check_optional_str",
     "load_config_data",
+    "load_yaml",
     "parse_override",
     "parse_yaml_scalar",
     "unknown_keys_message",
@@ -46,11 +47,16 @@ _YamlLoader.add_implicit_resolver(
 )
 
 
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely, reading ``3e-4``-style scalars (no dot) as floats (YAML 1.2)."""
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_yaml_scalar(text: str) -> Any:
     """Parse a command-line value as YAML: ``8`` -> int, ``1e-3`` -> float, ``null`` -> None,
     ``[16, 64]`` -> list, anything unparsable -> the string itself."""
     try:
-        return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+        return load_yaml(text)
     except yaml.YAMLError:
         return text
 
@@ -72,7 +78,7 @@ def load_config_data(path: str | Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.load(text, Loader=_YamlLoader)  # noqa: S506
+            data = load_yaml(text)
         else:
             data = json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError) as err:
