@@ -13,7 +13,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
@@ -247,6 +247,11 @@ class TrainingSAEConfig(SAEConfig):
 
     decoder_init_norm: float | None = field(default=0.1, kw_only=True)
 
+    sparsity_field: ClassVar[str | None] = None
+    """The config field that sets how many latents fire (``"k"``, ``"l1_coefficient"``, ...):
+    a count of latents (``k``, ``max_iterations``) is set to an L0 target directly, a penalty
+    coefficient is steered towards one. ``None``: ``synthsae bench`` cannot aim it at an L0."""
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.decoder_init_norm is not None:
@@ -296,7 +301,7 @@ class TrainingSAEConfig(SAEConfig):
             for f in fields(inference_cls)
             if f.name != "metadata"
         }
-        from synthsae import __version__
+        from synthsae._version import __version__
 
         metadata = copy.deepcopy(self.metadata)
         metadata.setdefault("synthsae_version", __version__)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -113,6 +113,8 @@ class JumpReLUTrainingSAEConfig(TrainingSAEConfig):
     ``l0_coefficient`` (ramped up over ``l0_warm_up_steps``). ``pre_act_loss_coefficient``
     (``None`` = off) pushes dead latents' pre-activations up towards their thresholds.
     """
+
+    sparsity_field: ClassVar[str | None] = "l0_coefficient"
 
     jumprelu_init_threshold: float = 0.01
     jumprelu_bandwidth: float = 0.05
