@@ -63,6 +63,9 @@ class FiringStats:
         self.fire_counts = torch.zeros(d_sae, dtype=torch.float32, device=device)
         self.window_samples = 0  # rows seen in the current window (host int, no sync)
         self.window_steps = 0  # steps taken in the current window
+        # the last step's per-latent counts and rows: its mean L0 is last_counts.sum() / last_rows
+        self.last_counts: torch.Tensor | None = None
+        self.last_rows = 0
 
     # ------------------------------------------------------------------ update
     @torch.no_grad()
@@ -74,6 +77,7 @@ class FiringStats:
         """Record one step from per-latent fire counts ``[d_sae]`` over ``rows`` rows
         (data-parallel training passes the counts summed over the ranks)."""
         self.fire_counts.add_(counts)
+        self.last_counts, self.last_rows = counts, rows
         self.n_updates += 1
         self.last_fired.masked_fill_(counts > 0, self.n_updates)
         self.window_samples += rows

@@ -81,9 +81,16 @@ class SAESlot:
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # non-finite detector
         self.checked_step = 0  # loss_sum covers the steps after this one
         self.last_losses: dict[str, torch.Tensor] = {}
+        # name -> 0-d tensor multiplying that coefficient's schedule (set by an L0 controller)
+        self.coefficient_scales: dict[str, torch.Tensor] = {}
 
-    def coefficients(self, step: int) -> dict[str, float]:
-        return {name: s.value_at(step) for name, s in self.coef_schedules.items()}
+    def coefficients(self, step: int) -> dict[str, float | torch.Tensor]:
+        """Each coefficient's scheduled value at ``step``, times its scale when one is set
+        (a 0-d device tensor then, so that steering a coefficient needs no host sync)."""
+        values: dict[str, float | torch.Tensor] = {name: s.value_at(step) for name, s in self.coef_schedules.items()}
+        for name, scale in self.coefficient_scales.items():
+            values[name] = values[name] * scale
+        return values
 
     def train_step(self, batch: torch.Tensor, step: int, is_logging_step: bool) -> TrainStepOutput:
         """Forward, firing stats, backward, clip, Adam step, zero grads (no host sync)."""
@@ -185,8 +192,8 @@ class SAESlot:
         metrics.update(extra)
         metrics["details/current_learning_rate"] = self.lr_schedule.lr_at(step)  # lr of the next step
         metrics["details/n_training_samples"] = float(samples_seen)
-        for name, sched in self.coef_schedules.items():
-            metrics[f"details/{name}_coefficient"] = sched.value_at(step)
+        for name, value in self.coefficients(step).items():  # the value the next step uses
+            metrics[f"details/{name}_coefficient"] = float(value)
         if not math.isfinite(loss_flag):
             losses = {"overall_loss": metrics["losses/overall_loss"]}
             losses.update({k: metrics[f"losses/{k}"] for k in out.losses})

@@ -330,8 +330,22 @@ class Trainer:
                 for slot in self.slots
             ],
             "data": self.data.state_dict() if hasattr(self.data, "state_dict") else None,
+            "callbacks": {key: cb.state_dict() for key, cb in self._stateful_callbacks().items()},
         }
         return _clone_tree(state)
+
+    def _stateful_callbacks(self) -> dict[str, Any]:
+        """Callbacks whose state belongs in a checkpoint: those with ``state_key``, ``state_dict``
+        and ``load_state_dict`` (such as :class:`~synthsae.training.l0_control.L0Controller`)."""
+        out: dict[str, Any] = {}
+        for cb in self.callbacks:
+            key = getattr(cb, "state_key", None)
+            if key is None or not hasattr(cb, "state_dict") or not hasattr(cb, "load_state_dict"):
+                continue
+            if key in out:
+                raise ValueError(f"two trainer callbacks share the state_key {key!r}")
+            out[key] = cb
+        return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state written by :meth:`state_dict` into a trainer built the same way."""
@@ -354,3 +368,10 @@ class Trainer:
         self.finished = bool(state["finished"])
         if state.get("data") is not None and hasattr(self.data, "load_state_dict"):
             self.data.load_state_dict(state["data"])
+        saved = state.get("callbacks") or {}
+        for key, cb in self._stateful_callbacks().items():
+            if key in saved:
+                cb.load_state_dict(saved[key])
+            else:
+                warnings.warn(f"the trainer state holds no state for the {key!r} callback; it starts afresh",
+                              stacklevel=2)
