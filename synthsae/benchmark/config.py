@@ -40,8 +40,8 @@ DEFAULT_ARCHITECTURES = ("topk", "batchtopk", "standard", "jumprelu")
 DEFAULT_L0_TARGETS = (5, 10, 20)
 
 RANK_METRICS: dict[str, str] = {
-    "mcc": "higher is better",
     "f1": "higher is better",
+    "mcc": "higher is better",
     "explained_variance": "higher is better",
     "uniqueness": "higher is better",
     "dead_latents": "lower is better",
@@ -61,6 +61,37 @@ def _check_number(key: str, value: Any, *, positive: bool = True) -> float:
     return value
 
 
+def _check_int_list(key: str, value: Any, minimum: int) -> list[int]:
+    """A non-empty list of distinct integers >= ``minimum`` (a single integer is a list of one)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise TypeError(f"{key} must be a non-empty list of integers, got {value!r}")
+    out = [check_int(f"{key}[{i}]", v, minimum) for i, v in enumerate(value)]
+    if len(set(out)) != len(out):
+        raise ValueError(f"{key} has duplicates: {out}")
+    return out
+
+
+def _check_control_settings(value: Any) -> dict[str, Any]:
+    """L0ControlConfig fields (all but ``target_l0`` and ``start_step``, which the sweep sets)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"l0_control_settings must be a mapping of L0ControlConfig fields, got {value!r}")
+    from synthsae.training.l0_control import L0ControlConfig
+
+    known = sorted({f.name for f in fields(L0ControlConfig)} - {"target_l0", "start_step"})
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ValueError(unknown_keys_message("l0_control_settings", unknown, known))
+    try:
+        L0ControlConfig(target_l0=1.0, **value)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"l0_control_settings: {err}") from None
+    return copy.deepcopy(dict(value))
+
+
 def _check_str_list(key: str, value: Any) -> list[str]:
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
@@ -75,52 +106,73 @@ def _check_str_list(key: str, value: Any) -> list[str]:
 
 @dataclass
 class BenchmarkConfig:
-    """One benchmark: every architecture in ``architectures`` at every L0 in ``l0_targets``.
+    """One benchmark: every architecture in ``architectures`` at every L0 in ``l0_targets``,
+    once per seed in ``seeds`` (and per model seed in ``model_seeds``).
 
     The synthetic model is the first of ``model`` (a saved model folder, a hub id
     ``owner/name[:subfolder]`` or a SyntheticModelConfig file), ``model_config`` (an inline
     SyntheticModelConfig dict) and ``preset`` that is given; none given means the
-    ``cpu_small`` preset. Giving more than one is an error.
+    ``cpu_small`` preset. Giving more than one is an error. ``model_seeds`` rebuilds a
+    preset / ``model_config`` model with each of these seeds (``None``: the model as it is).
 
-    Training: all ``len(architectures) * len(l0_targets)`` SAEs are trained by one
-    :class:`~synthsae.training.trainer.Trainer` on one stream of ``training_samples`` rows
-    (``batch_size`` rows per step) at learning rate ``lr`` (``sae_settings[arch]["lr"]``
-    overrides it per architecture). ``coefficients[arch]`` lists one sparsity coefficient
-    per L0 target for penalty-based architectures (standard, gated, jumprelu); without it
-    the rule in :mod:`synthsae.benchmark.sweep` picks them. ``sae_settings[arch]`` holds
-    extra fields of that architecture's training config, layered over
-    :data:`~synthsae.benchmark.sweep.DEFAULT_SAE_SETTINGS`.
+    ``recipe`` names the protocol whose per-architecture settings the SAEs get
+    (:mod:`synthsae.benchmark.recipes`; ``None``: the default one);
+    :meth:`from_recipe` also takes the recipe's budget, grid and seeds as defaults.
+
+    Training: for each (model seed, seed) one :class:`~synthsae.training.trainer.Trainer`
+    trains all its ``len(architectures) * len(l0_targets)`` SAEs on one stream of
+    ``training_samples`` rows (``batch_size`` rows per step) at learning rate ``lr``
+    (``sae_settings[arch]["lr"]`` overrides it), under bf16 autocast when ``autocast``.
+    TopK-style SAEs get ``k = target`` and matching pursuit ``max_iterations = target``.
+    Standard, gated and JumpReLU SAEs start from ``coefficients[arch]`` (one per target), the
+    recipe's coefficient or a rule scaled by the data (:mod:`synthsae.benchmark.sweep`), and
+    with ``l0_control`` an :class:`~synthsae.training.l0_control.L0Controller` steers them to
+    the target (``l0_control_settings`` holds L0ControlConfig fields for all of them).
+    ``sae_settings[arch]`` holds extra fields of that architecture's training config, over
+    the recipe's.
 
     ``dead_feature_window``: steps without firing after which a latent counts as dead (the
     TopK family's auxiliary loss revives those); ``None`` means an eighth of the run, at most
     1000 steps (:meth:`resolved_dead_feature_window`), so that short runs revive latents too.
 
-    Evaluation: each SAE in its inference form on the same ``eval_samples`` fresh rows.
-    Random streams: ``seed`` (SAE initialisation, the same for every SAE), ``seed + 1``
-    (training batches), ``seed + 2`` (evals), ``seed + 3`` (the data-scale estimate).
-    ``rank_by`` picks the leaderboard's ranking metric (:data:`RANK_METRICS`).
+    Evaluation: each SAE in its inference form on ``eval_samples`` fresh rows (the same rows
+    for every SAE of a seed), plus feature absorption when the model has a hierarchy and
+    ``absorption`` is on; with ``probe_ceiling`` a supervised linear probe per true feature
+    gives the F1 an SAE latent could reach. Seed ``s`` sets the SAE initialisation and the
+    training and eval streams (:func:`synthsae.benchmark.sweep.stream_seed`), never the model.
+    Tables show one row per architecture and L0 target (mean and standard deviation over
+    the seeds), ordered by ``rank_by`` within each target; runs of different L0s are never
+    ranked against each other.
 
-    Outputs go to ``output_dir`` (``None``: nothing is written): the leaderboard files,
-    each SAE, the synthetic model (``save_synthetic_model``) and the plots (``plots``).
+    Outputs go to ``output_dir`` (``None``: nothing is written): each SAE and its metrics as
+    soon as it is evaluated, then the tables, the plots (``plots``) and the synthetic model
+    (``save_synthetic_model``).
     """
 
     preset: str | None = None
     model: str | None = None
     model_config: dict[str, Any] | None = None
+    recipe: str | None = None
     architectures: list[str] = field(default_factory=lambda: list(DEFAULT_ARCHITECTURES))
     l0_targets: list[int] = field(default_factory=lambda: list(DEFAULT_L0_TARGETS))
+    seeds: list[int] = field(default_factory=lambda: [0])
+    model_seeds: list[int] | None = None
     d_sae: int = 256
     training_samples: int = 300_000
     batch_size: int = 512
     lr: float = 3e-3
     eval_samples: int = 50_000
     dead_feature_window: int | None = None
-    seed: int = 0
     device: str = "cpu"
+    autocast: bool = False
     output_dir: str | None = None
     coefficients: dict[str, list[float]] = field(default_factory=dict)
     sae_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    rank_by: str = "mcc"
+    l0_control: bool = True
+    l0_control_settings: dict[str, Any] = field(default_factory=dict)
+    rank_by: str = "f1"
+    absorption: bool = True
+    probe_ceiling: bool = False
     save_synthetic_model: bool = True
     plots: bool = True
     show_progress: bool = True
@@ -158,7 +210,16 @@ class BenchmarkConfig:
         self.eval_samples = check_int("eval_samples", self.eval_samples, 1)
         if self.dead_feature_window is not None:
             self.dead_feature_window = check_int("dead_feature_window", self.dead_feature_window, 1)
-        self.seed = check_int("seed", self.seed, 0)
+        self.seeds = _check_int_list("seeds", self.seeds, minimum=0)
+        if self.model_seeds is not None:
+            self.model_seeds = _check_int_list("model_seeds", self.model_seeds, minimum=0)
+            if self.model is not None:
+                raise ValueError("model_seeds: a saved model cannot be rebuilt with other seeds; "
+                                 "give a preset or model_config")
+        if self.recipe is not None:
+            from synthsae.benchmark.recipes import get_recipe
+
+            self.recipe = get_recipe(self.recipe).name
         if not isinstance(self.device, str) or not self.device:
             raise TypeError(f"device must be a device string such as 'cpu' or 'cuda', got {self.device!r}")
         try:
@@ -168,25 +229,20 @@ class BenchmarkConfig:
         self.output_dir = check_optional_str("output_dir", self.output_dir)
         self.coefficients = self._checked_coefficients(self.coefficients)
         self.sae_settings = self._checked_settings(self.sae_settings)
+        self.l0_control_settings = _check_control_settings(self.l0_control_settings)
         if self.rank_by not in RANK_METRICS:
             raise ValueError(f"rank_by must be one of {', '.join(RANK_METRICS)}, got {self.rank_by!r}")
+        for name in ("autocast", "l0_control", "absorption", "probe_ceiling"):
+            check_bool(name, getattr(self, name))
         check_bool("save_synthetic_model", self.save_synthetic_model)
         check_bool("plots", self.plots)
         check_bool("show_progress", self.show_progress)
 
     def _checked_targets(self, value: Any) -> list[int]:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = [value]
-        if not isinstance(value, (list, tuple)) or not value:
-            raise TypeError(f"l0_targets must be a non-empty list of integers, got {value!r}")
-        out = []
-        for i, target in enumerate(value):
-            target = check_int(f"l0_targets[{i}]", target, 1)
+        out = _check_int_list("l0_targets", value, minimum=1)
+        for i, target in enumerate(out):
             if target >= self.d_sae:
                 raise ValueError(f"l0_targets[{i}] must be < d_sae ({self.d_sae}), got {target}")
-            out.append(target)
-        if len(set(out)) != len(out):
-            raise ValueError(f"l0_targets has duplicates: {out}")
         return out
 
     def _checked_coefficients(self, value: Any) -> dict[str, list[float]]:
@@ -274,7 +330,21 @@ class BenchmarkConfig:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(unknown_keys_message("the benchmark config", unknown, known))
-        return cls(**copy.deepcopy(dict(data)))
+        data = copy.deepcopy(dict(data))
+        if data.get("recipe") is not None:  # the recipe's defaults fill the keys not given
+            from synthsae.benchmark.recipes import get_recipe
+
+            source_given = any(data.get(name) is not None for name in _MODEL_SOURCES)
+            for key, value in get_recipe(data["recipe"]).defaults.items():
+                if not (key in _MODEL_SOURCES and source_given):
+                    data.setdefault(key, copy.deepcopy(value))
+        return cls(**data)
+
+    @classmethod
+    def from_recipe(cls, name: str | None, overrides: Mapping[str, Any] | None = None) -> BenchmarkConfig:
+        """The recipe's defaults (:mod:`synthsae.benchmark.recipes`) with dotted ``overrides`` on top
+        (``from_dict`` fills every key a config with a ``recipe`` does not give from the recipe)."""
+        return cls.from_dict(apply_dotted_overrides({"recipe": name}, overrides or {}))
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> BenchmarkConfig:

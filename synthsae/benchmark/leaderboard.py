@@ -1,8 +1,11 @@
-"""Leaderboard rows: ranking, and the Markdown, CSV and JSON writers.
+"""Benchmark tables as the field reads them: one table per L0 target, mean ± sd over seeds.
 
-A row is a flat dict with the keys in :data:`COLUMNS` (one trained SAE). Rows are ranked
-by one metric (:data:`~synthsae.benchmark.config.RANK_METRICS` gives its direction);
-:func:`architecture_summary` averages each architecture's runs over the L0 targets.
+A *run row* is a flat dict for one trained SAE (:data:`RUN_COLUMNS`). :func:`aggregate`
+groups them by (architecture, L0 target) into *summary rows* holding, for every metric of
+:data:`METRICS`, its mean and sample standard deviation over the seeds (``sd`` is ``None``
+for a single seed). :func:`format_markdown` prints one table per target, its rows ordered
+by one metric (best first): runs at different L0s are never ranked against each other,
+since sparsity trades off against every metric.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import csv
 import io
 import json
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,37 +22,41 @@ from typing import Any
 from synthsae.benchmark.config import RANK_METRICS
 
 __all__ = [
-    "COLUMNS",
     "METRICS",
-    "architecture_summary",
+    "RUN_COLUMNS",
+    "aggregate",
     "format_markdown",
-    "rank_rows",
     "sort_key",
+    "summary_columns",
     "write_csv",
     "write_json",
     "write_markdown",
 ]
 
 METRICS: dict[str, str] = {
-    "mcc": "MCC",
+    "l0": "L0",
     "f1": "F1",
-    "explained_variance": "explained variance",
-    "uniqueness": "uniqueness",
-    "dead_latents": "dead latents",
-    "shrinkage": "shrinkage",
+    "mcc": "MCC",
+    "precision": "Precision",
+    "recall": "Recall",
+    "explained_variance": "Expl. var.",
+    "uniqueness": "Uniqueness",
+    "dead_latents": "Dead",
+    "shrinkage": "Shrinkage",
+    "absorption": "Absorption",
 }
-"""The metrics the leaderboard shows and plots, with their display names."""
+"""The aggregated metrics (``l0`` is the achieved L0) and their column titles."""
 
-COLUMNS: tuple[str, ...] = (
-    "rank", "name", "architecture", "target_l0", "l0", "knob", "knob_value",
-    "mcc", "f1", "precision", "recall", "explained_variance", "uniqueness",
-    "dead_latents", "d_sae", "shrinkage", "train_seconds", "eval_seconds",
+RUN_COLUMNS: tuple[str, ...] = (
+    "name", "architecture", "target_l0", "seed", "model_seed", "l0", "f1", "mcc", "precision", "recall",
+    "explained_variance", "uniqueness", "dead_latents", "d_sae", "shrinkage", "absorption",
+    "knob", "knob_value", "final_coefficient", "train_seconds", "eval_seconds",
 )
-"""Columns of ``leaderboard.csv`` (and keys of every row). ``l0`` is the achieved L0."""
+"""Columns of ``leaderboard_runs.csv`` (and keys of every run row)."""
 
 
-def sort_key(metric: str, value: float) -> float:
-    """A number that is smaller for better values of ``metric`` (NaN sorts last)."""
+def sort_key(metric: str, value: float | None) -> float:
+    """A number that is smaller for better values of ``metric`` (missing / NaN sorts last)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return math.inf
     direction = RANK_METRICS[metric]
@@ -59,120 +67,143 @@ def sort_key(metric: str, value: float) -> float:
     return abs(1.0 - float(value))  # closer to 1
 
 
-def rank_rows(rows: Sequence[Mapping[str, Any]], rank_by: str = "mcc") -> list[dict[str, Any]]:
-    """Copies of ``rows``, best ``rank_by`` first, with ``rank`` set (1 = best; equal values
-    share a rank). Ties keep the architecture / target order."""
-    if rank_by not in RANK_METRICS:
-        raise ValueError(f"rank_by must be one of {', '.join(RANK_METRICS)}, got {rank_by!r}")
-    ordered = sorted((dict(r) for r in rows), key=lambda r: sort_key(rank_by, r[rank_by]))
-    previous, rank = None, 0
-    for i, row in enumerate(ordered, start=1):
-        key = sort_key(rank_by, row[rank_by])
-        if key != previous:
-            rank, previous = i, key
-        row["rank"] = rank
-    return ordered
+def _stats(values: list[float]) -> tuple[float | None, float | None]:
+    values = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return None, None
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def architecture_summary(rows: Sequence[Mapping[str, Any]], rank_by: str = "mcc") -> list[dict[str, Any]]:
-    """Per architecture: the mean of each metric over its runs and its best run by ``rank_by``,
-    best mean first."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
+def aggregate(rows: Sequence[Mapping[str, Any]], published: Any = None) -> list[dict[str, Any]]:
+    """One summary row per (architecture, target) in the rows' first-seen order:
+    ``{architecture, target_l0, n, seeds, <metric>_mean, <metric>_sd, ..., published}``.
+
+    ``published(architecture, target)`` returns the published ``{metric: {mean, sd}}`` or
+    ``None`` (:func:`synthsae.benchmark.published.published_row`); omitted: none.
+    """
+    groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
     for row in rows:
-        groups.setdefault(row["architecture"], []).append(row)
+        groups.setdefault((row["architecture"], int(row["target_l0"])), []).append(row)
     out = []
-    for arch, runs in groups.items():
-        best = min(runs, key=lambda r: sort_key(rank_by, r[rank_by]))
-        summary: dict[str, Any] = {"architecture": arch, "runs": len(runs)}
+    for (arch, target), runs in groups.items():
+        summary: dict[str, Any] = {"architecture": arch, "target_l0": target, "n": len(runs),
+                                   "seeds": [r.get("seed") for r in runs], "d_sae": runs[0].get("d_sae")}
         for metric in METRICS:
-            summary[f"mean_{metric}"] = sum(float(r[metric]) for r in runs) / len(runs)
-        summary.update(best_name=best["name"], best_l0=best["l0"], best_value=best[rank_by])
+            summary[f"{metric}_mean"], summary[f"{metric}_sd"] = _stats([r.get(metric) for r in runs])
+        summary["published"] = published(arch, target) if published is not None else None
         out.append(summary)
-    out.sort(key=lambda s: sort_key(rank_by, s[f"mean_{rank_by}"]))
     return out
 
 
-def _knob(row: Mapping[str, Any]) -> str:
-    short = {"l1_coefficient": "l1", "l0_coefficient": "l0 coef", "max_iterations": "max iters"}
-    value = row["knob_value"]
-    text = f"{value:.3g}" if isinstance(value, float) and not float(value).is_integer() else f"{int(value)}"
-    return f"{short.get(row['knob'], row['knob'])}={text}"
+def summary_columns() -> list[str]:
+    """Columns of ``leaderboard.csv`` (one line per architecture and target)."""
+    cols = ["architecture", "target_l0", "n"]
+    for metric in METRICS:
+        cols += [f"{metric}_mean", f"{metric}_sd"]
+    return cols + ["published_f1", "published_mcc"]
 
 
-def _table(header: Sequence[str], body: Sequence[Sequence[str]], right: Sequence[bool]) -> list[str]:
+def _cell(mean: float | None, sd: float | None, digits: int = 3) -> str:
+    if mean is None:
+        return "-"
+    text = f"{mean:.{digits}f}"
+    return text if sd is None else f"{text} ± {sd:.{digits}f}"
+
+
+def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
 
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)) + " |"
+        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
 
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1)) for w, r in zip(widths, right)) + "|"
+    rule = "|" + "|".join((":" + "-" * (w + 1)) if i == 0 else ("-" * (w + 1) + ":") for i, w in enumerate(widths)) + "|"
     return [line(header), rule, *(line(r) for r in body)]
 
 
-def format_markdown(rows: Sequence[Mapping[str, Any]], rank_by: str = "mcc", title: str | None = None,
-                    notes: Sequence[str] = ()) -> str:
-    """The ranked runs and the per-architecture summary as Markdown tables (aligned, so they
-    read well in a terminal too)."""
-    header = ["Rank", "Architecture", "Target L0", "L0", "Sparsity", "MCC", "F1", "Expl. var.", "Uniqueness",
-              "Dead", "Shrinkage", "Train s"]
-    body = [[str(r["rank"]), r["architecture"], str(r["target_l0"]), f"{r['l0']:.2f}", _knob(r),
-             f"{r['mcc']:.3f}", f"{r['f1']:.3f}", f"{r['explained_variance']:.3f}", f"{r['uniqueness']:.3f}",
-             f"{r['dead_latents']}/{r['d_sae']}", f"{r['shrinkage']:.3f}", f"{r['train_seconds']:.1f}"]
-            for r in rows]
-    right = [True, False, True, True, False] + [True] * 7
+def _l0_table(summaries: Sequence[Mapping[str, Any]], rank_by: str, probe: Mapping[str, Any] | None) -> list[str]:
+    metrics = [m for m in METRICS if any(s.get(f"{m}_mean") is not None for s in summaries)]
+    with_published = any(s.get("published") for s in summaries)
+    header = ["Architecture", "Seeds", *(METRICS[m] for m in metrics)]
+    if with_published:
+        header += ["Published F1", "Published MCC"]
+    body = []
+    for s in sorted(summaries, key=lambda s: sort_key(rank_by, s.get(f"{rank_by}_mean"))):
+        cells = [s["architecture"], str(s["n"])]
+        for m in metrics:
+            digits = 1 if m in ("dead_latents",) else 2 if m == "l0" else 3
+            cells.append(_cell(s.get(f"{m}_mean"), s.get(f"{m}_sd"), digits))
+        if with_published:
+            pub = s.get("published") or {}
+            cells += [_cell(pub[k]["mean"], pub[k]["sd"], 3) if k in pub else "-" for k in ("f1", "mcc")]
+        body.append(cells)
+    if probe is not None:
+        cells = ["probe ceiling", "-"] + ["-"] * len(metrics) + (["-", "-"] if with_published else [])
+        for key in ("f1", "precision", "recall"):
+            if key in metrics:
+                cells[2 + metrics.index(key)] = _cell(probe.get(key), None)
+        body.append(cells)
+    return _table(header, body)
+
+
+def format_markdown(summaries: Sequence[Mapping[str, Any]], rank_by: str = "f1", title: str | None = None,
+                    notes: Sequence[str] = (), probe: Mapping[str, Any] | None = None) -> str:
+    """One Markdown table per L0 target (aligned, so it reads in a terminal too): a row per
+    architecture with mean ± sd over seeds, best ``rank_by`` first; the published numbers
+    beside them when known, and the probe ceiling (``probe``: its F1/precision/recall)."""
     lines = [f"# {title}", ""] if title else []
     lines += [f"- {n}" for n in notes]
-    if notes:
-        lines.append("")
-    lines += _table(header, body, right)
-    summary = architecture_summary(rows, rank_by)
-    lines += ["", f"Per architecture (mean over its L0 targets; best run by {METRICS[rank_by]}):", ""]
-    header = ["Architecture", "Runs", "MCC", "F1", "Expl. var.", "Uniqueness", "Dead", "Shrinkage",
-              f"Best {METRICS[rank_by]} (at L0)"]
-    best_fmt = "{:.0f}" if rank_by == "dead_latents" else "{:.3f}"
-    body = [[s["architecture"], str(s["runs"]), f"{s['mean_mcc']:.3f}", f"{s['mean_f1']:.3f}",
-             f"{s['mean_explained_variance']:.3f}", f"{s['mean_uniqueness']:.3f}", f"{s['mean_dead_latents']:.1f}",
-             f"{s['mean_shrinkage']:.3f}", f"{best_fmt.format(s['best_value'])} ({s['best_l0']:.1f})"]
-            for s in summary]
-    lines += _table(header, body, [False] + [True] * 8)
-    return "\n".join(lines) + "\n"
+    targets: list[int] = []
+    for s in summaries:
+        if s["target_l0"] not in targets:
+            targets.append(s["target_l0"])
+    for target in sorted(targets):
+        lines += ["", f"## L0 = {target}", ""]
+        lines += _l0_table([s for s in summaries if s["target_l0"] == target], rank_by, probe)
+    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 def _write_text(path: str | Path, text: str) -> Path:
+    from synthsae.saes.io import write_files_atomically
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+
+    def writer(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    write_files_atomically(path.parent, {path.name: writer})
     return path
 
 
-def write_markdown(path: str | Path, rows: Sequence[Mapping[str, Any]], rank_by: str = "mcc",
-                   title: str | None = None, notes: Sequence[str] = ()) -> Path:
+def write_markdown(path: str | Path, summaries: Sequence[Mapping[str, Any]], rank_by: str = "f1",
+                   title: str | None = None, notes: Sequence[str] = (), probe: Mapping[str, Any] | None = None) -> Path:
     """Write :func:`format_markdown` to ``path``."""
-    return _write_text(path, format_markdown(rows, rank_by, title, notes))
+    return _write_text(path, format_markdown(summaries, rank_by, title, notes, probe))
 
 
-def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    """One line per run with the :data:`COLUMNS`, in the rows' order."""
+def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Path:
+    """One line per row with ``columns`` (summary rows also get the published F1/MCC means)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: row.get(k) for k in COLUMNS})
+        pub = row.get("published") or {}
+        flat = {**row, "published_f1": pub.get("f1", {}).get("mean"), "published_mcc": pub.get("mcc", {}).get("mean")}
+        writer.writerow({k: flat.get(k) for k in columns})
     return _write_text(path, buffer.getvalue())
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
 
 
 def write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
     """``data`` as indented JSON (NaN and infinities written as null)."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if isinstance(value, Mapping):
-            return {str(k): clean(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        return value
-
-    return _write_text(path, json.dumps(clean(data), indent=2) + "\n")
+    return _write_text(path, json.dumps(_clean(data), indent=2) + "\n")

@@ -1,8 +1,10 @@
-"""Leaderboard plots: each metric against the achieved L0, one line per architecture.
+"""Pareto plots: each metric against the achieved L0, one line per architecture, error bars.
 
-matplotlib is optional (``pip install 'synthsae[plot]'``) and imported only here, when a
-figure is drawn. Figures are plain ``matplotlib.figure.Figure`` objects saved as PNG,
-so nothing touches pyplot's global state or needs a display.
+Each point is one (architecture, L0 target) summary row: its mean achieved L0 and mean
+metric, with error bars of one standard deviation over the seeds in both directions.
+matplotlib is optional (``pip install 'synthsae[plot]'``) and imported only here; figures
+are plain ``matplotlib.figure.Figure`` objects saved as PNG, so nothing touches pyplot's
+global state or needs a display.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["OVERVIEW_FILENAME", "plot_leaderboard", "plot_metric_vs_l0"]
+__all__ = ["OVERVIEW_FILENAME", "PLOT_METRICS", "plot_leaderboard", "plot_metric_vs_l0"]
 
 OVERVIEW_FILENAME = "overview.png"
+PLOT_METRICS = ("f1", "mcc", "precision", "recall", "explained_variance", "uniqueness", "dead_latents",
+                "shrinkage", "absorption")
+"""The metrics that get a plot (every one of :data:`METRICS` but the L0 itself)."""
 _MARKERS = "osD^v<>ph*"
 
 
@@ -31,63 +36,71 @@ def _figure_cls() -> Any:
     return Figure
 
 
-def _series(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, tuple[list[float], list[float]]]:
-    """``{architecture: (achieved L0s, values)}``, sorted by L0, in the rows' first-seen order."""
-    out: dict[str, list[tuple[float, float]]] = {}
-    for row in rows:
-        out.setdefault(row["architecture"], []).append((float(row["l0"]), float(row[metric])))
-    return {arch: ([p[0] for p in sorted(pts)], [p[1] for p in sorted(pts)]) for arch, pts in out.items()}
+def _series(summaries: Sequence[Mapping[str, Any]], metric: str) -> dict[str, list[tuple[float, ...]]]:
+    """``{architecture: [(L0, L0 sd, value, value sd), ...]}`` sorted by L0, first-seen order."""
+    out: dict[str, list[tuple[float, ...]]] = {}
+    for s in summaries:
+        if s.get(f"{metric}_mean") is None or s.get("l0_mean") is None:
+            continue
+        out.setdefault(s["architecture"], []).append(
+            (s["l0_mean"], s.get("l0_sd") or 0.0, s[f"{metric}_mean"], s.get(f"{metric}_sd") or 0.0))
+    return {arch: sorted(points) for arch, points in out.items()}
 
 
-def _draw(ax: Axes, rows: Sequence[Mapping[str, Any]], metric: str, true_l0: float | None,
-          d_sae: int | None, legend: bool) -> None:
-    for i, (arch, (xs, ys)) in enumerate(_series(rows, metric).items()):
-        ax.plot(xs, ys, marker=_MARKERS[i % len(_MARKERS)], label=arch, linewidth=1.5, markersize=5)
+def _draw(ax: Axes, summaries: Sequence[Mapping[str, Any]], metric: str, true_l0: float | None,
+          legend: bool) -> None:
+    for i, (arch, points) in enumerate(_series(summaries, metric).items()):
+        xs, xerr, ys, yerr = (list(col) for col in zip(*points))
+        ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, marker=_MARKERS[i % len(_MARKERS)], label=arch,
+                    linewidth=1.5, markersize=5, capsize=3)
     if true_l0 is not None:
         ax.axvline(true_l0, color="grey", linestyle="--", linewidth=1, label=f"true L0 ({true_l0:.1f})")
     if metric == "shrinkage":
         ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
-    ylabel = METRICS[metric] + (f" (of {d_sae})" if metric == "dead_latents" and d_sae else "")
-    ax.set_xlabel("achieved L0")
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel("achieved L0 (mean ± sd over seeds)")
+    ax.set_ylabel(METRICS[metric])
     ax.set_title(f"{METRICS[metric]} vs L0")
     ax.grid(True, alpha=0.3)
     if legend:
         ax.legend(fontsize="small")
 
 
-def plot_metric_vs_l0(rows: Sequence[Mapping[str, Any]], metric: str, save_path: str | Path | None = None,
+def plot_metric_vs_l0(summaries: Sequence[Mapping[str, Any]], metric: str, save_path: str | Path | None = None,
                       true_l0: float | None = None) -> Figure:
-    """One metric (a key of :data:`~synthsae.benchmark.leaderboard.METRICS`) against the
-    achieved L0, one line per architecture, a dashed line at the true L0; saved to
+    """One metric (a key of :data:`PLOT_METRICS`) against the achieved L0 from summary rows
+    (:func:`synthsae.benchmark.leaderboard.aggregate`), one line per architecture; saved to
     ``save_path`` (PNG) when given."""
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if metric not in PLOT_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(PLOT_METRICS)}, got {metric!r}")
     fig = _figure_cls()(figsize=(6, 4.2), layout="constrained")
-    d_sae = rows[0].get("d_sae") if rows else None
-    _draw(fig.add_subplot(), rows, metric, true_l0, d_sae, legend=True)
+    _draw(fig.add_subplot(), summaries, metric, true_l0, legend=True)
     if save_path is not None:
         Path(save_path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(save_path, dpi=110)
     return fig
 
 
-def plot_leaderboard(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, true_l0: float | None = None,
+def plot_leaderboard(summaries: Sequence[Mapping[str, Any]], out_dir: str | Path, true_l0: float | None = None,
                      title: str | None = None) -> list[Path]:
-    """Write ``<metric>.png`` for every metric and an ``overview.png`` grid into ``out_dir``;
-    returns the paths."""
+    """Write ``<metric>.png`` for every metric the summaries have and an ``overview.png`` grid
+    into ``out_dir``; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    metrics = [m for m in PLOT_METRICS if any(s.get(f"{m}_mean") is not None for s in summaries)]
     paths = []
-    for metric in METRICS:
+    for metric in metrics:
         path = out / f"{metric}.png"
-        plot_metric_vs_l0(rows, metric, path, true_l0)
+        plot_metric_vs_l0(summaries, metric, path, true_l0)
         paths.append(path)
-    fig = _figure_cls()(figsize=(15, 8.5), layout="constrained")
-    axes = fig.subplots(2, 3).ravel()
-    d_sae = rows[0].get("d_sae") if rows else None
-    for i, (ax, metric) in enumerate(zip(axes, METRICS)):
-        _draw(ax, rows, metric, true_l0, d_sae, legend=i == 0)
+    cols = 3
+    rows = max(1, -(-len(metrics) // cols))
+    fig = _figure_cls()(figsize=(15, 4.2 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for i, ax in enumerate(axes):
+        if i < len(metrics):
+            _draw(ax, summaries, metrics[i], true_l0, legend=i == 0)
+        else:
+            ax.set_visible(False)
     if title:
         fig.suptitle(title)
     fig.savefig(out / OVERVIEW_FILENAME, dpi=90)

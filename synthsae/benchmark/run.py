@@ -1,24 +1,34 @@
-"""Run a benchmark: one Trainer, one data stream, every SAE of the sweep; then evals and files.
+"""Run a benchmark: the grid of SAEs, seed group by seed group, then the tables and plots.
 
-``run_benchmark(cfg)`` loads or builds the synthetic model, builds the sweep
-(:func:`~synthsae.benchmark.sweep.build_sweep`), trains every SAE with ONE
-:class:`~synthsae.training.trainer.Trainer` over ONE
-:class:`~synthsae.runs.activation_iterator.SyntheticActivationIterator` (each batch is generated
-once and shared), evaluates each SAE's inference form on the same fresh samples with
-:func:`~synthsae.evals.eval_sae.eval_sae_on_synthetic_data` (streamed), and, when
-``cfg.output_dir`` is set, writes::
+``run_benchmark(cfg)``:
 
-    leaderboard.md, leaderboard.csv, leaderboard.json, benchmark_config.json
-    plots/<metric>.png, plots/overview.png      (when cfg.plots; needs matplotlib)
-    saes/<architecture>_l0-<target>/            (save_inference_model: weights + cfg.json)
-    synthetic_model/                            (when cfg.save_synthetic_model)
+1. checks the output folder (writable; empty unless resuming or overwriting) and writes
+   ``benchmark_config.json`` before any training; with ``resume`` it reads the runs already
+   finished there and trains only the others;
+2. for each model seed and seed: builds the SAEs of the grid cells still to do, trains them
+   with ONE :class:`~synthsae.training.trainer.Trainer` over ONE stream of batches drawn
+   with that seed (each batch generated once for all of them), steering the
+   coefficient-based ones with an :class:`~synthsae.training.l0_control.L0Controller`;
+3. evaluates each SAE's inference form on the seed's eval rows (plus feature absorption on
+   hierarchical models) and writes it to ``saes/<name>/`` at once;
+4. aggregates every run (mean ± sd over seeds per architecture and target), optionally
+   measures the probe ceiling, and writes ``leaderboard.md/.csv/.json``,
+   ``leaderboard_runs.csv`` and the plots.
+
+Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) the grid's cells are dealt round-robin to
+the processes, each of which trains its share with its own trainer (no gradient traffic).
+An SAE's batches depend on its seed only, and every SAE computes alone (the L0 controller
+is elementwise, initialisation reseeds per SAE, activation norms come from their own
+stream), so each trains exactly as in a single-process run. Rank 0 gathers each seed
+group's finished SAEs, writes every file and returns the full result; the other ranks
+return theirs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,51 +38,59 @@ import torch
 
 from synthsae._progress import progress_bar
 from synthsae.benchmark.config import DEFAULT_PRESET, BenchmarkConfig
-from synthsae.benchmark.leaderboard import (
-    architecture_summary,
-    format_markdown,
-    rank_rows,
-    write_csv,
-    write_json,
-    write_markdown,
+from synthsae.benchmark.leaderboard import format_markdown
+from synthsae.benchmark.store import (
+    CONFIG_FILENAME,
+    RunRecord,
+    prepare_output_dir,
+    read_finished_runs,
+    write_run,
 )
 from synthsae.benchmark.sweep import (
-    DataScale,
+    EVAL_STREAM,
+    NORM_STREAM,
+    SCALE_STREAM,
+    TRAIN_STREAM,
+    RunSpec,
     SweepRun,
-    build_sweep,
+    build_runs,
     estimate_data_scale,
-    sparsity_knobs,
+    needs_data_scale,
+    plan_runs,
+    stream_seed,
 )
 from synthsae.training import distributed
 
 __all__ = ["BenchmarkResult", "SharedStream", "load_benchmark_model", "run_benchmark"]
 
-TRAIN_SEED_OFFSET, EVAL_SEED_OFFSET, SCALE_SEED_OFFSET = 1, 2, 3
-
 
 @dataclass
 class BenchmarkResult:
-    """What :func:`run_benchmark` returns: ranked ``rows``, the trained ``runs`` (SAEs in
-    training form), each run's ``evals`` (same order as ``runs``), timings and files."""
+    """What :func:`run_benchmark` returns: every run's row (grid order), the summary rows
+    (mean ± sd per architecture and target), the records (rows, evals, setups), the probe
+    ceiling, timings and the files written. On ranks other than 0 under torchrun, only
+    that rank's runs."""
 
     config: BenchmarkConfig
     rows: list[dict[str, Any]]
-    runs: list[SweepRun]
-    evals: list[Any]
-    true_l0: float
-    timing: dict[str, float]
-    data_batches: int
+    summaries: list[dict[str, Any]]
+    records: list[RunRecord]
+    true_l0: float | None
+    probe: dict[str, Any] | None = None
+    timing: dict[str, Any] = field(default_factory=dict)
     output_dir: Path | None = None
     files: dict[str, Any] = field(default_factory=dict)
+    model_info: dict[str, Any] = field(default_factory=dict)
 
     def markdown(self) -> str:
-        """The leaderboard as Markdown (what ``leaderboard.md`` holds)."""
-        return format_markdown(self.rows, self.config.rank_by, _title(self.config), _notes(self))
+        """The per-L0 tables as Markdown (what ``leaderboard.md`` holds)."""
+        from synthsae.benchmark.report import notes, title
+
+        return format_markdown(self.summaries, self.config.rank_by, title(self.config), notes(self), self.probe)
 
 
 class SharedStream(Iterator[torch.Tensor]):
-    """The one data stream of a benchmark: wraps the iterator, counts batches and the time
-    spent generating them, and passes ``state_dict``/``load_state_dict`` through."""
+    """The one data stream of a seed group: counts batches and the time spent generating them."""
 
     def __init__(self, data: Iterator[torch.Tensor], device: torch.device) -> None:
         self.data, self.device = data, device
@@ -89,32 +107,35 @@ class SharedStream(Iterator[torch.Tensor]):
         self.batches += 1
         return batch
 
-    def state_dict(self) -> dict[str, Any]:
-        return self.data.state_dict()  # type: ignore[attr-defined]
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.data.load_state_dict(state)  # type: ignore[attr-defined]
-
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def load_benchmark_model(cfg: BenchmarkConfig) -> Any:
-    """The synthetic model the config names (see :class:`BenchmarkConfig`), on ``cfg.device``."""
+def load_benchmark_model(cfg: BenchmarkConfig, model_seed: int | None = None, device: str | None = None) -> Any:
+    """The synthetic model the config names (see :class:`BenchmarkConfig`), built with
+    ``model_seed`` instead of its own seed when given, on ``device`` (default ``cfg.device``)."""
+    import dataclasses
+
     from synthsae.synthetic.model_config import SyntheticModelConfig
     from synthsae.synthetic.presets import get_preset
     from synthsae.synthetic.synthetic_model import SyntheticModel
 
-    if cfg.model_config is not None:
-        return SyntheticModel(SyntheticModelConfig.from_dict(cfg.model_config), device=cfg.device)
+    device = device or cfg.device
     if cfg.model is not None:
         path = Path(cfg.model).expanduser()
         if path.is_file() and path.suffix.lower() in (".yaml", ".yml", ".json"):
-            return SyntheticModel(SyntheticModelConfig.from_file(path), device=cfg.device)
-        return SyntheticModel.load_from_source(cfg.model, device=cfg.device)
-    return SyntheticModel(get_preset(cfg.preset or DEFAULT_PRESET), device=cfg.device)
+            config = SyntheticModelConfig.from_file(path)
+        else:
+            return SyntheticModel.load_from_source(cfg.model, device=device)
+    elif cfg.model_config is not None:
+        config = SyntheticModelConfig.from_dict(cfg.model_config)
+    else:
+        config = get_preset(cfg.preset or DEFAULT_PRESET)
+    if model_seed is not None:
+        config = dataclasses.replace(config, seed=model_seed)
+    return SyntheticModel(config, device=device)
 
 
 @contextlib.contextmanager
@@ -129,7 +150,7 @@ def _sampling_stream(model: Any, seed: int) -> Iterator[None]:
         gen.generator = saved
 
 
-def _timed_train_step(slot: Any, times: list[float], index: int, device: torch.device) -> None:
+def _timed(slot: Any, times: list[float], index: int, device: torch.device) -> None:
     """Make ``slot.train_step`` add its wall time to ``times[index]`` (per-SAE training time)."""
     step = slot.train_step
 
@@ -143,146 +164,195 @@ def _timed_train_step(slot: Any, times: list[float], index: int, device: torch.d
     slot.train_step = timed
 
 
-def _train(cfg: BenchmarkConfig, model: Any, runs: list[SweepRun]) -> tuple[list[float], SharedStream, float]:
+def _norm_factor(cfg: BenchmarkConfig, model: Any, seed: int, n_batches: int) -> float:
+    """The ``expected_average_only_in`` scaling factor, ``sqrt(d_in) / E||x||``, from the
+    seed's own norm stream (never the training stream, which every SAE of the group shares)."""
     from synthsae.runs.activation_iterator import SyntheticActivationIterator
+    from synthsae.training.activation_scaler import ActivationScaler
+
+    with _sampling_stream(model, stream_seed(seed, NORM_STREAM)):
+        data = SyntheticActivationIterator(model.feature_dict, model.activation_generator, cfg.batch_size)
+        return ActivationScaler().estimate_scaling_factor(int(model.hidden_dim), data, n_batches)
+
+
+def _train(cfg: BenchmarkConfig, model: Any, runs: list[SweepRun], seed: int, device: str) -> dict[str, Any]:
+    from synthsae.runs.activation_iterator import SyntheticActivationIterator
+    from synthsae.training.l0_control import L0Controller
     from synthsae.training.trainer import Trainer, TrainerConfig
 
-    device = torch.device(cfg.device)
+    dev = torch.device(device)
     model.feature_dict.eval()
     cfgs = [TrainerConfig(total_training_samples=cfg.training_samples, batch_size=cfg.batch_size, lr=run.lr,
-                          device=cfg.device, log_frequency=100, show_progress=cfg.show_progress,
-                          dead_feature_window=cfg.resolved_dead_feature_window())
+                          device=device, log_frequency=100, show_progress=cfg.show_progress,
+                          dead_feature_window=cfg.resolved_dead_feature_window(), autocast=cfg.autocast)
             for run in runs]
-    with _sampling_stream(model, cfg.seed + TRAIN_SEED_OFFSET):
+    controlled = {i: run.control for i, run in enumerate(runs) if run.control is not None}
+    controller = L0Controller(controlled) if controlled else None
+    with _sampling_stream(model, stream_seed(seed, TRAIN_STREAM)):
         stream = SharedStream(SyntheticActivationIterator(model.feature_dict, model.activation_generator,
-                                                          cfg.batch_size), device)
-        trainer = Trainer([run.sae for run in runs], stream, cfgs)
+                                                          cfg.batch_size, autocast=cfg.autocast), dev)
+        trainer = Trainer([run.sae for run in runs], stream, cfgs, [controller] if controller else [],
+                          data_parallel=False)
+        normalised = [s for s in trainer.slots if s.sae.cfg.normalize_activations == "expected_average_only_in"]
+        if normalised:
+            factor = _norm_factor(cfg, model, seed, cfgs[0].n_batches_for_norm_estimate)
+            for slot in normalised:
+                slot.scaler.scaling_factor = factor
         times = [0.0] * len(runs)
         for i, slot in enumerate(trainer.slots):
-            _timed_train_step(slot, times, i, device)
+            _timed(slot, times, i, dev)
         t0 = time.perf_counter()
         trainer.fit()
         wall = time.perf_counter() - t0
-    return times, stream, wall
+    multipliers = controller.multipliers() if controller else {}
+    return {"times": times, "wall": wall, "data_seconds": stream.seconds, "batches": stream.batches,
+            "multipliers": [multipliers.get(i) for i in range(len(runs))]}
 
 
-def _evaluate(cfg: BenchmarkConfig, model: Any, run: SweepRun) -> Any:
+def _evaluate(cfg: BenchmarkConfig, model: Any, run: SweepRun) -> tuple[Any, Any]:
     from synthsae.evals.eval_sae import eval_sae_on_synthetic_data
 
     sae = run.sae.to_inference_sae()
-    with _sampling_stream(model, cfg.seed + EVAL_SEED_OFFSET):  # every SAE sees the same eval rows
-        return eval_sae_on_synthetic_data(sae, model.feature_dict, model.activation_generator,
-                                          num_samples=cfg.eval_samples)
+    with _sampling_stream(model, stream_seed(run.spec.seed, EVAL_STREAM)):  # the seed's SAEs share eval rows
+        result = eval_sae_on_synthetic_data(sae, model.feature_dict, model.activation_generator,
+                                            num_samples=cfg.eval_samples)
+        absorption = None
+        if cfg.absorption and getattr(model, "hierarchy", None) is not None:
+            from synthsae.evals.absorption import compute_feature_absorption
+
+            absorption = compute_feature_absorption(sae, model, num_samples=min(cfg.eval_samples, 100_000))
+    return result, absorption
 
 
-def _row(run: SweepRun, result: Any, train_s: float, eval_s: float) -> dict[str, Any]:
+def _record(run: SweepRun, result: Any, absorption: Any, train_s: float, eval_s: float,
+            multiplier: float | None, cfg: BenchmarkConfig) -> RunRecord:
     c = result.classification
-    return {"rank": None, "name": run.name, "architecture": run.architecture, "target_l0": run.target_l0,
-            "l0": result.sae_l0, "knob": run.knob, "knob_value": run.knob_value, "mcc": result.mcc,
-            "f1": c.f1_score, "precision": c.precision, "recall": c.recall,
-            "explained_variance": result.explained_variance, "uniqueness": result.uniqueness,
-            "dead_latents": result.dead_latents, "d_sae": int(run.sae.cfg.d_sae), "shrinkage": result.shrinkage,
-            "train_seconds": train_s, "eval_seconds": eval_s}
+    absorption_rate = float(absorption.absorption_rate) if absorption is not None else None
+    final = run.knob_value * multiplier if multiplier is not None else run.knob_value
+    row = {"name": run.name, "architecture": run.architecture, "target_l0": run.target_l0, "seed": run.spec.seed,
+           "model_seed": run.spec.model_seed, "l0": result.sae_l0, "f1": c.f1_score, "mcc": result.mcc,
+           "precision": c.precision, "recall": c.recall, "explained_variance": result.explained_variance,
+           "uniqueness": result.uniqueness, "dead_latents": result.dead_latents, "d_sae": int(run.sae.cfg.d_sae),
+           "shrinkage": result.shrinkage, "absorption": absorption_rate, "knob": run.knob,
+           "knob_value": run.knob_value, "final_coefficient": final, "train_seconds": train_s,
+           "eval_seconds": eval_s, "samples_per_second": cfg.training_samples / train_s if train_s > 0 else None}
+    state = run.sae._state_dict_copy()
+    run.sae.process_state_dict_for_saving_inference(state)
+    return RunRecord(row, result.to_dict(), run.describe(),
+                     absorption.to_dict() if absorption is not None else None,
+                     ({k: v.detach().cpu() for k, v in state.items()}, run.sae.cfg.get_inference_sae_cfg_dict()))
 
 
-def run_benchmark(cfg: BenchmarkConfig, model: Any = None) -> BenchmarkResult:
-    """Train, evaluate and rank every SAE of ``cfg`` (see the module docstring).
+def _group_records(cfg: BenchmarkConfig, model: Any, specs: list[RunSpec], seed: int, device: str,
+                   scale: Any, on_record: Any) -> tuple[list[RunRecord], dict[str, Any]]:
+    """Train and evaluate one seed group's specs; ``on_record`` receives each as it finishes."""
+    if not specs:
+        return [], {}
+    runs = build_runs(cfg, specs, int(model.hidden_dim), scale)
+    for run in runs:
+        run.sae.to(device)
+    trained = _train(cfg, model, runs, seed, device)
+    records = []
+    for i, run in enumerate(progress_bar(runs, desc="Evaluating SAEs", unit="SAE", show=cfg.show_progress)):
+        t0 = time.perf_counter()
+        result, absorption = _evaluate(cfg, model, run)
+        record = _record(run, result, absorption, trained["times"][i], time.perf_counter() - t0,
+                         trained["multipliers"][i], cfg)
+        on_record(record)
+        records.append(record)
+    return records, trained
+
+
+def _rank_device(cfg: BenchmarkConfig) -> str:
+    """``cfg.device``; under torchrun, ``cuda`` becomes this rank's GPU."""
+    if distributed.is_distributed() and cfg.device == "cuda":
+        return f"cuda:{distributed.local_rank()}"
+    return cfg.device
+
+
+def run_benchmark(cfg: BenchmarkConfig, model: Any = None, *, resume: bool = False,
+                  overwrite: bool = False) -> BenchmarkResult:
+    """Train, evaluate and tabulate every SAE of ``cfg`` (see the module docstring).
 
     ``model``: a ready :class:`~synthsae.synthetic.synthetic_model.SyntheticModel` to use
-    instead of the one ``cfg`` names (its sampling stream is left as it was). The global
-    torch RNG is left as it was too.
+    instead of the one ``cfg`` names (not with ``model_seeds``). ``resume``: continue the
+    benchmark in ``cfg.output_dir``, skipping its finished runs (the final tables are the
+    same as an uninterrupted run's). ``overwrite``: write into a non-empty output folder.
+    The global torch RNG and the model's sampling stream are left as they were.
     """
-    if distributed.is_distributed():
-        raise RuntimeError("run_benchmark runs in a single process: launch `synthsae bench` without torchrun "
-                           f"(found a process group of {distributed.world_size()} ranks)")
-    t_start = time.perf_counter()
-    cuda = [torch.device(cfg.device).index or 0] if torch.device(cfg.device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        if model is None:
-            model = load_benchmark_model(cfg)
-        build_s = time.perf_counter() - t_start
-        knobs = sparsity_knobs()
-        needs_rule = any(knobs[a].endswith("_coefficient") and a not in cfg.coefficients
-                         for a in cfg.architectures)
-        scale = estimate_data_scale(model, seed=cfg.seed + SCALE_SEED_OFFSET) if needs_rule else None
-        runs = build_sweep(cfg, int(model.hidden_dim), scale)
-        train_times, stream, train_wall = _train(cfg, model, runs)
-        evals, rows = [], []
-        t_eval = time.perf_counter()
-        for run, seconds in zip(progress_bar(runs, desc="Evaluating SAEs", unit="SAE", show=cfg.show_progress),
-                                train_times):
-            t0 = time.perf_counter()
-            result = _evaluate(cfg, model, run)
-            evals.append(result)
-            rows.append(_row(run, result, seconds, time.perf_counter() - t0))
-        eval_s = time.perf_counter() - t_eval
-    timing = {"model_build_seconds": build_s, "train_wall_seconds": train_wall, "data_seconds": stream.seconds,
-              "sae_train_seconds": sum(train_times), "eval_seconds": eval_s}
-    result = BenchmarkResult(cfg, rank_rows(rows, cfg.rank_by), runs, evals,
-                             true_l0=float(evals[0].true_l0), timing=timing, data_batches=stream.batches)
-    timing["total_seconds"] = time.perf_counter() - t_start  # model, training and evals (not the files)
-    if cfg.output_dir is not None:
-        _write_outputs(result, model, scale)
-    return result
-
-
-def _title(cfg: BenchmarkConfig) -> str:
-    return f"SAE benchmark on {cfg.model_label}"
-
-
-def _notes(result: BenchmarkResult) -> list[str]:
-    cfg, t = result.config, result.timing
-    n = len(result.runs)
-    return [
-        f"true L0 {result.true_l0:.2f}; d_sae {cfg.d_sae}; {cfg.training_samples:,} training samples "
-        f"(batch {cfg.batch_size}); {cfg.eval_samples:,} eval samples; seed {cfg.seed}",
-        f"ranked by {cfg.rank_by}; L0 is the achieved L0 on the eval samples",
-        f"{n} SAEs trained by one Trainer on one shared stream: {result.data_batches:,} batches generated "
-        f"once ({t['data_seconds']:.1f} s), training {t['train_wall_seconds']:.1f} s in all",
-    ]
-
-
-def _write_outputs(result: BenchmarkResult, model: Any, scale: DataScale | None) -> None:
-    cfg = result.config
-    out = Path(cfg.output_dir)  # type: ignore[arg-type]
-    out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Any] = {"saes": {}}
-    for run in result.runs:
-        run.sae.save_inference_model(out / "saes" / run.name)
-        files["saes"][run.name] = str(Path("saes") / run.name)
-    if cfg.save_synthetic_model:
-        model.save(out / "synthetic_model")
-        files["synthetic_model"] = "synthetic_model"
-    cfg.to_file(out / "benchmark_config.json")
-    title, notes = _title(cfg), _notes(result)
-    files["markdown"] = write_markdown(out / "leaderboard.md", result.rows, cfg.rank_by, title, notes).name
-    files["csv"] = write_csv(out / "leaderboard.csv", result.rows).name
-    files["plots"] = []
-    if cfg.plots:
+    if model is not None and cfg.model_seeds is not None:
+        raise ValueError("model_seeds rebuilds the model per seed: pass no model")
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        distributed.init_distributed_from_env("gloo")  # only objects travel between the ranks
+    rank = distributed.rank()
+    main = rank == 0
+    out = Path(cfg.output_dir) if cfg.output_dir is not None else None
+    finished: dict[str, RunRecord] = {}
+    failure: Exception | None = None
+    if out is not None and main:
         try:
-            from synthsae.benchmark.plots import plot_leaderboard
+            prepare_output_dir(out, resume=resume, overwrite=overwrite)
+            if resume:
+                finished = read_finished_runs(out)
+            cfg.to_file(out / CONFIG_FILENAME)
+        except (OSError, ValueError) as err:
+            failure = err
+    shared = distributed.broadcast_object({"finished": sorted(finished), "failure": str(failure or "")})
+    if failure is not None:
+        raise failure
+    if shared["failure"]:  # the other ranks stop with rank 0 instead of waiting for it
+        raise RuntimeError(f"rank 0 could not prepare the output folder: {shared['failure']}")
+    finished_names = shared["finished"]
+    t_start = time.perf_counter()
+    device = _rank_device(cfg)
+    all_specs = plan_runs(cfg)
+    todo = [s for s in all_specs if s.name not in finished_names]
+    mine = todo[rank::distributed.world_size()]
+    records: dict[str, RunRecord] = dict(finished)
+    timing: dict[str, Any] = {"groups": []}
+    model_info: dict[str, Any] = {}
+    cuda = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        for model_seed in (cfg.model_seeds if cfg.model_seeds is not None else [None]):
+            t0 = time.perf_counter()
+            group_model = model if model is not None else load_benchmark_model(cfg, model_seed, device)
+            build_s = time.perf_counter() - t0
+            specs = [s for s in mine if s.model_seed == model_seed]
+            scale = None
+            if needs_data_scale(cfg, specs):
+                scale = estimate_data_scale(group_model, seed=stream_seed(0, SCALE_STREAM))
+            model_info = {"num_features": int(group_model.num_features), "hidden_dim": int(group_model.hidden_dim)}
+            for seed in cfg.seeds:
+                group = [s for s in specs if s.seed == seed]
 
-            order = {run.name: i for i, run in enumerate(result.runs)}  # line colours follow the config order
-            rows = sorted(result.rows, key=lambda r: order[r["name"]])
-            plots = plot_leaderboard(rows, out / "plots", result.true_l0, title)
-            files["plots"] = [str(p.relative_to(out)) for p in plots]
-        except ImportError as err:
-            warnings.warn(f"leaderboard plots skipped: {err}", stacklevel=3)
-    by_name = {run.name: (run, ev) for run, ev in zip(result.runs, result.evals)}
-    payload = {
-        "format_version": 1,
-        "title": title,
-        "config": cfg.to_dict(),
-        "model": {"source": cfg.model_label, "num_features": int(model.num_features),
-                  "hidden_dim": int(model.hidden_dim), "true_l0": result.true_l0},
-        "data_scale": scale.to_dict() if scale is not None else None,
-        "rank_by": cfg.rank_by,
-        "timing": result.timing,
-        "data_batches": result.data_batches,
-        "runs": [{**row, "setup": by_name[row["name"]][0].describe(), "eval": by_name[row["name"]][1].to_dict(),
-                  "path": files["saes"][row["name"]]} for row in result.rows],
-        "architectures": architecture_summary(result.rows, cfg.rank_by),
-        "files": files,
-    }
-    files["json"] = write_json(out / "leaderboard.json", payload).name
-    result.output_dir, result.files = out, files
+                def keep(record: RunRecord) -> None:
+                    if main and out is not None:
+                        write_run(out, record)
+                        record.weights = None
+                    records[record.name] = record
+
+                new, trained = _group_records(cfg, group_model, group, seed, device, scale, keep)
+                timing["groups"].append(_group_timing(model_seed, seed, new, trained, build_s))
+                if distributed.is_distributed():
+                    gathered = distributed.gather_objects(new)
+                    for other in (gathered or [])[1:]:
+                        for record in other:
+                            keep(record)
+                    for record in new:
+                        record.weights = None  # rank 0 holds them now
+                    distributed.barrier()
+            if main and out is not None and cfg.save_synthetic_model:
+                folder = "synthetic_model" if model_seed is None else f"synthetic_model_{model_seed}"
+                group_model.save(out / folder)
+        from synthsae.benchmark.report import finish
+
+        return finish(cfg, all_specs, records, timing, t_start, out if main else None, model_info,
+                      group_model if main else None, main)
+
+
+def _group_timing(model_seed: int | None, seed: int, records: list[RunRecord], trained: dict[str, Any],
+                  build_s: float) -> dict[str, Any]:
+    return {"model_seed": model_seed, "seed": seed, "saes": len(records), "model_build_seconds": build_s,
+            "train_wall_seconds": trained.get("wall"), "data_seconds": trained.get("data_seconds"),
+            "batches": trained.get("batches"), "sae_train_seconds": sum(trained.get("times", []))}
+

@@ -1,4 +1,4 @@
-"""The SAEs of a benchmark: one training SAE per (architecture, L0 target).
+"""The SAEs of a benchmark: the grid of (model seed, seed, architecture, L0 target) runs.
 
 How an L0 target becomes a sparsity setting:
 
@@ -6,19 +6,24 @@ How an L0 target becomes a sparsity setting:
   BatchTopK family hits it on average over a batch, and its inference form, a JumpReLU
   with the learned threshold, close to it).
 - ``matching_pursuit``: ``max_iterations = target`` (at most that many atoms per row).
-- ``standard`` and ``gated`` (L1 penalty) and ``jumprelu`` (L0 penalty): a coefficient
-  from ``coefficients[arch]`` when the config gives one, else from the rule
+- ``standard`` and ``gated`` (L1 penalty) and ``jumprelu`` (L0 penalty): a starting
+  coefficient from ``coefficients[arch]`` when the config gives one, else the recipe's,
+  else the rule
 
   ``l1_coefficient = L1_RULE_SCALE * E||x|| / target ** L1_RULE_POWER`` and
-  ``l0_coefficient = L0_RULE_SCALE * E||x||^2 / target``.
+  ``l0_coefficient = L0_RULE_SCALE * E||x||^2 / target``
 
-  The L1 penalty grows with the latents' size and the squared error with the data's
-  squared norm, so the L1 trade-off scales with ``E||x||`` and the L0 trade-off with
-  ``E||x||^2`` (both measured on a few thousand rows of the model before training).
-  The constants were fitted on the ``cpu_small`` preset at the default budget (300k
-  samples, lr 3e-3, jumprelu 1e-2), where targets 5-20 land within about a factor of
-  1.5 of the target; elsewhere treat them as a starting point, or give ``coefficients``.
-  The leaderboard always reports, and plots against, the achieved L0.
+  (the L1 penalty grows with the latents' size and the squared error with the data's
+  squared norm; both are measured on a few thousand rows of the model before training;
+  the constants were fitted on the ``cpu_small`` preset, where they land within about a
+  factor of 1.5 of the target). With ``l0_control`` (the default) an
+  :class:`~synthsae.training.l0_control.L0Controller` then steers the coefficient so that
+  the achieved L0 ends within a few percent of the target.
+
+Random streams: seed ``s`` initialises every SAE of the run (``torch.manual_seed(s)`` just
+before each is built, so an SAE starts from the same weights whatever else is in the
+sweep) and draws its training and eval batches from generators seeded with
+:func:`stream_seed` ``(s, purpose)``; the synthetic model's own seed is left alone.
 """
 
 from __future__ import annotations
@@ -32,28 +37,32 @@ import torch
 if TYPE_CHECKING:  # pragma: no cover
     from synthsae.benchmark.config import BenchmarkConfig
     from synthsae.saes.base import TrainingSAE
+    from synthsae.training.l0_control import L0ControlConfig
 
 __all__ = [
     "ARCHITECTURE_ALIASES",
-    "DEFAULT_SAE_SETTINGS",
     "L0_RULE_SCALE",
     "L1_RULE_POWER",
     "L1_RULE_SCALE",
     "DataScale",
+    "RunSpec",
     "SweepRun",
-    "build_sweep",
+    "build_runs",
     "canonical_architecture",
     "check_architecture",
     "estimate_data_scale",
-    "run_name",
+    "needs_data_scale",
+    "plan_runs",
     "settings_for",
     "sparsity_knobs",
     "sparsity_setting",
+    "stream_seed",
 ]
 
 L1_RULE_SCALE = 1.9
 L1_RULE_POWER = 0.75
 L0_RULE_SCALE = 0.13
+
 
 def sparsity_knobs() -> dict[str, str]:
     """Registered architecture -> the config field its L0 target sets (its config's
@@ -72,14 +81,6 @@ ARCHITECTURE_ALIASES: dict[str, str] = {"matryoshka": "matryoshka_batchtopk", "m
 """Short names accepted in ``architectures`` (stored under the registry name)."""
 
 _PENALTY_KNOBS = ("l1_coefficient", "l0_coefficient")
-
-DEFAULT_SAE_SETTINGS: dict[str, dict[str, Any]] = {
-    # JumpReLU learns log(threshold): from the library default 0.01 it moves too slowly for a
-    # short run; a larger start, a wider straight-through window and a larger lr let it train.
-    "jumprelu": {"lr": 1e-2, "jumprelu_init_threshold": 0.05, "jumprelu_bandwidth": 0.2},
-}
-"""Per-architecture settings under the config's ``sae_settings`` (which override them key by key)."""
-
 
 def canonical_architecture(name: str) -> str:
     """The registry name of ``name`` (``matryoshka`` -> ``matryoshka_batchtopk``)."""
@@ -143,65 +144,121 @@ def sparsity_setting(architecture: str, target: int, scale: DataScale | None,
     return knob, L0_RULE_SCALE * scale.mean_sq_norm / target
 
 
-@dataclass
-class SweepRun:
-    """One SAE of the sweep and how it was set up."""
+TRAIN_STREAM, EVAL_STREAM, SCALE_STREAM, NORM_STREAM = 1, 2, 3, 4
+"""The purposes of :func:`stream_seed`: training batches, evals, the data-scale estimate,
+the activation-norm estimate."""
 
-    name: str
+
+def stream_seed(seed: int, purpose: int) -> int:
+    """The sampling seed for one purpose of benchmark seed ``seed``: distinct for every
+    (seed, purpose) pair (``seed * 16 + purpose``; purposes are below 16)."""
+    return int(seed) * 16 + int(purpose)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid: what to train, before anything is built."""
+
     architecture: str
     target_l0: int
+    seed: int
+    model_seed: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The run's folder name, e.g. ``topk_l0-10_seed-0`` (``..._model-42`` with model seeds)."""
+        base = f"{self.architecture}_l0-{self.target_l0}_seed-{self.seed}"
+        return base if self.model_seed is None else f"{base}_model-{self.model_seed}"
+
+
+def plan_runs(cfg: BenchmarkConfig) -> list[RunSpec]:
+    """Every run of the benchmark in grid order: model seed, seed, architecture, target."""
+    model_seeds: list[int | None] = list(cfg.model_seeds) if cfg.model_seeds is not None else [None]
+    return [RunSpec(arch, target, seed, model_seed)
+            for model_seed in model_seeds for seed in cfg.seeds
+            for arch in cfg.architectures for target in cfg.l0_targets]
+
+
+def needs_data_scale(cfg: BenchmarkConfig, specs: list[RunSpec]) -> bool:
+    """True when some coefficient of these runs comes from the data-scale rule."""
+    knobs = sparsity_knobs()
+    return any(knobs[s.architecture] in _PENALTY_KNOBS and s.architecture not in cfg.coefficients
+               and knobs[s.architecture] not in settings_for(cfg, s.architecture, s.target_l0)
+               for s in specs)
+
+
+@dataclass
+class SweepRun:
+    """One SAE of the benchmark and how it was set up."""
+
+    spec: RunSpec
     knob: str
     knob_value: float | int
     lr: float
     sae: TrainingSAE
+    control: L0ControlConfig | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def architecture(self) -> str:
+        return self.spec.architecture
+
+    @property
+    def target_l0(self) -> int:
+        return self.spec.target_l0
 
     def describe(self) -> dict[str, Any]:
         """The run's setup as plain values (no SAE)."""
         return {"name": self.name, "architecture": self.architecture, "target_l0": self.target_l0,
-                "knob": self.knob, "knob_value": self.knob_value, "lr": self.lr,
-                "sae_config": self.sae.cfg.to_dict()}
+                "seed": self.spec.seed, "model_seed": self.spec.model_seed, "knob": self.knob,
+                "knob_value": self.knob_value, "lr": self.lr, "sae_config": self.sae.cfg.to_dict(),
+                "l0_control": self.control.to_dict() if self.control is not None else None}
 
 
-def settings_for(cfg: BenchmarkConfig, architecture: str) -> dict[str, Any]:
-    """:data:`DEFAULT_SAE_SETTINGS` for ``architecture`` with the config's ``sae_settings`` on top."""
-    merged = copy.deepcopy(DEFAULT_SAE_SETTINGS.get(architecture, {}))
+def settings_for(cfg: BenchmarkConfig, architecture: str, target: int) -> dict[str, Any]:
+    """The recipe's settings for ``architecture`` at ``target`` with the config's
+    ``sae_settings`` on top (key by key)."""
+    from synthsae.benchmark.recipes import get_recipe
+
+    merged = get_recipe(cfg.recipe).sae_settings(architecture, target, cfg.total_training_steps, cfg.d_sae)
     merged.update(copy.deepcopy(cfg.sae_settings.get(architecture, {})))
     return merged
 
 
-def _default_widths(d_sae: int) -> list[int]:
-    return sorted({w for w in (d_sae // 4, d_sae // 2) if 1 <= w < d_sae} | {d_sae})
+def _control(cfg: BenchmarkConfig, architecture: str, target: int, sae: TrainingSAE) -> L0ControlConfig | None:
+    from synthsae.benchmark.recipes import get_recipe
+    from synthsae.training.l0_control import L0ControlConfig, supports_l0_control
+
+    if not cfg.l0_control or not supports_l0_control(sae):
+        return None
+    start = get_recipe(cfg.recipe).control_start(architecture, cfg.total_training_steps)
+    return L0ControlConfig(target_l0=float(target), start_step=start, **cfg.l0_control_settings)
 
 
-def run_name(architecture: str, target: int) -> str:
-    """The run's folder name, e.g. ``topk_l0-10``."""
-    return f"{architecture}_l0-{target}"
-
-
-def build_sweep(cfg: BenchmarkConfig, d_in: int, scale: DataScale | None = None) -> list[SweepRun]:
-    """One training SAE per (architecture, L0 target), architectures outer, targets in order.
-
-    Every SAE is initialised after ``torch.manual_seed(cfg.seed)``, so SAEs of the same
-    architecture and size start from the same weights whatever else is in the sweep.
-    """
+def build_runs(cfg: BenchmarkConfig, specs: list[RunSpec], d_in: int, scale: DataScale | None = None) -> list[SweepRun]:
+    """A training SAE for each spec (see the module docstring for seeds and sparsity)."""
     from synthsae.saes.registry import get_sae_architecture
 
     runs = []
-    for arch in cfg.architectures:
-        entry = get_sae_architecture(arch)
-        settings = settings_for(cfg, arch)
+    for spec in specs:
+        arch, target = spec.architecture, spec.target_l0
+        settings = settings_for(cfg, arch, target)
         lr = float(settings.pop("lr", cfg.lr))
-        if arch == "matryoshka_batchtopk":
-            settings.setdefault("matryoshka_widths", _default_widths(cfg.d_sae))
         coefs = cfg.coefficients.get(arch)
-        for i, target in enumerate(cfg.l0_targets):
-            knob, value = sparsity_setting(arch, target, scale, None if coefs is None else coefs[i])
-            fields = {**settings, "d_in": d_in, "d_sae": cfg.d_sae, "device": cfg.device, knob: value}
-            try:
-                sae_cfg = entry.training_cfg_cls(**fields)
-            except (TypeError, ValueError) as err:
-                raise type(err)(f"sae_settings.{arch}: {err}") from None
-            torch.manual_seed(cfg.seed)
-            sae = entry.training_cls(sae_cfg)
-            runs.append(SweepRun(run_name(arch, target), arch, target, knob, value, lr, sae))
+        knob = sparsity_knobs()[arch]
+        given = coefs[cfg.l0_targets.index(target)] if coefs is not None else settings.get(knob)
+        knob, value = sparsity_setting(arch, target, scale, given if knob in _PENALTY_KNOBS else None)
+        fields = {**settings, "d_in": d_in, "d_sae": cfg.d_sae, "device": cfg.device, knob: value}
+        if arch == "jumprelu" and fields.get("jumprelu_sparsity_loss_mode") == "quadratic":
+            fields.setdefault("target_l0", float(target))  # the quadratic loss is built around the target
+        try:
+            sae_cfg = get_sae_architecture(arch).training_cfg_cls(**fields)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"sae_settings.{arch}: {err}") from None
+        torch.manual_seed(spec.seed)
+        sae = get_sae_architecture(arch).training_cls(sae_cfg)
+        runs.append(SweepRun(spec, knob, value, lr, sae, _control(cfg, arch, target, sae)))
     return runs

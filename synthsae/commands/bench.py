@@ -1,14 +1,18 @@
-"""``synthsae bench``: a leaderboard of SAE architectures at several L0s on one synthetic model.
+"""``synthsae bench``: SAE architectures at matched L0s, over seeds, one table per L0.
 
 Without options it trains TopK, BatchTopK, standard (L1) and JumpReLU SAEs at L0 targets
 5, 10 and 20 on the ``cpu_small`` preset (12 SAEs, one shared data stream, one CPU thread
-unless ``--threads`` says otherwise), in a minute or two, and prints the leaderboard.
+unless ``--threads`` says otherwise), in about a minute, and prints one table per target.
+``--recipe synthsaebench`` runs the published SynthSAEBench-16k protocol, ``--recipe cpu``
+the CPU-sized benchmark; ``--resume DIR`` continues a benchmark that was stopped; under
+``torchrun`` the grid is split across the processes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 import time
@@ -42,37 +46,44 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         DEFAULT_PRESET,
         BenchmarkConfig,
     )
+    from synthsae.benchmark.recipes import RECIPES
     from synthsae.benchmark.sweep import sparsity_knobs
     from synthsae.synthetic.presets import PRESETS
 
     defaults = BenchmarkConfig()
     p = subparsers.add_parser(
         "bench",
-        help="train several SAE architectures at several L0s on one data stream and write a leaderboard",
+        help="compare SAE architectures at matched L0s over seeds (one table per L0), e.g. the SynthSAEBench protocol",
         description=textwrap.fill(
-            "Train every architecture at every L0 target on a synthetic model with ONE trainer over ONE "
-            "shared stream of batches (each batch is generated once for all SAEs), evaluate each SAE against "
-            "the true features, and write to the output folder: leaderboard.md, leaderboard.csv, "
-            "leaderboard.json (config, per-run metrics, achieved L0, timings), plots/<metric>.png (MCC, F1, "
-            "explained variance, uniqueness, dead latents and shrinkage against the achieved L0, one line per "
-            "architecture), saes/<architecture>_l0-<target>/ (each SAE's inference form) and "
-            "synthetic_model/. TopK-style SAEs get k = target; standard, gated and JumpReLU SAEs get a "
-            "sparsity coefficient from a rule scaled by the data's norm (or from `coefficients`), so their "
-            "achieved L0 is near, not at, the target. Default: "
-            f"{', '.join(DEFAULT_ARCHITECTURES)} at L0 {', '.join(map(str, DEFAULT_L0_TARGETS))} on the "
-            f"{DEFAULT_PRESET} preset, {defaults.training_samples:,} samples, in a minute or two on a CPU.",
+            "Train every architecture at every L0 target for every seed on a synthetic model (per seed ONE "
+            "trainer over ONE shared stream of batches), steer standard, gated and JumpReLU SAEs to the target "
+            "L0 with a closed-loop controller, evaluate each SAE against the true features, and print one table "
+            "per L0 target (mean ± sd over seeds of F1, MCC, precision, recall, explained variance, uniqueness, "
+            "dead latents, shrinkage and absorption). The output folder gets each SAE and its metrics as soon as "
+            "it is evaluated (saes/<name>/), then leaderboard.md, leaderboard.csv (per architecture and target), "
+            "leaderboard_runs.csv, leaderboard.json and plots/ (each metric against the achieved L0 with error "
+            "bars). --resume DIR skips the finished SAEs. Under torchrun the grid is split across the processes "
+            f"(rank 0 writes). Default: {', '.join(DEFAULT_ARCHITECTURES)} at L0 "
+            f"{', '.join(map(str, DEFAULT_L0_TARGETS))} on the {DEFAULT_PRESET} preset, "
+            f"{defaults.training_samples:,} samples, seed 0, about a minute on a CPU.",
             width=90),
         epilog=(
             "examples:\n"
             "  synthsae bench\n"
-            "  synthsae bench --architectures topk,gated,matryoshka --l0 8,16 --samples 1e6\n"
-            "  synthsae bench --preset cpu_medium --set d_sae=1024 --set sae_settings.standard.lr=1e-3\n"
-            "  synthsae bench --config bench.yaml --set coefficients.standard=[4,2,1]\n"
+            "  synthsae bench --architectures standard,jumprelu,gated,batchtopk --l0 5,10,20 --seeds 0,1\n"
+            "  synthsae bench --recipe cpu --probe-ceiling          # the CPU ordering benchmark\n"
+            "  synthsae bench --recipe synthsaebench --device cuda   # the published protocol (GPU)\n"
+            "  synthsae bench --resume runs/bench-20250101-120000\n"
+            "  torchrun --nproc_per_node 2 -m synthsae bench --seeds 0,1 --output runs/split\n"
             + textwrap.fill(
-                "CONFIG keys are those of BenchmarkConfig: preset | model | model_config, architectures, "
-                "l0_targets, d_sae, training_samples, batch_size, lr, eval_samples, dead_feature_window, seed, "
-                "device, output_dir, coefficients ({arch: [one per target]}), sae_settings ({arch: {field: value, "
-                f"lr: ...}}), rank_by, save_synthetic_model, plots, show_progress. Architectures: "
+                "recipes: " + "; ".join(f"{r.name}: {r.description}" for r in RECIPES.values()), width=90)
+            + "\n"
+            + textwrap.fill(
+                "CONFIG keys are those of BenchmarkConfig: preset | model | model_config, recipe, architectures, "
+                "l0_targets, seeds, model_seeds, d_sae, training_samples, batch_size, lr, eval_samples, "
+                "dead_feature_window, device, autocast, output_dir, coefficients ({arch: [one per target]}), "
+                "sae_settings ({arch: {field: value, lr: ...}}), l0_control, l0_control_settings, rank_by, "
+                "absorption, probe_ceiling, save_synthetic_model, plots, show_progress. Architectures: "
                 f"{', '.join(sparsity_knobs())} (matryoshka and mp are accepted as short names).", width=90)
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -93,7 +104,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"eval samples per SAE (default: {defaults.eval_samples:,})")
     p.add_argument("--d-sae", type=positive_int, default=None, metavar="N",
                    help=f"latents per SAE (default: {defaults.d_sae})")
-    p.add_argument("--seed", type=int, default=None, metavar="S", help="seed of initialisation, data and evals (default: 0)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), default=None,
+                   help="a published protocol: its budget, grid, seeds and per-architecture settings as defaults")
+    p.add_argument("--seeds", type=_int_list, default=None, metavar="S,S,...",
+                   help="seeds: each sets the SAE initialisation and the data and eval streams (default: 0)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="a single seed (same as --seeds S)")
+    p.add_argument("--model-seeds", type=_int_list, default=None, metavar="S,S,...",
+                   help="rebuild the preset model with each of these seeds too (default: the model as it is)")
+    p.add_argument("--probe-ceiling", action="store_true",
+                   help="also train a logistic probe per true feature: the F1 an SAE latent could reach")
+    p.add_argument("--resume", metavar="DIR", default=None,
+                   help="continue the benchmark in DIR (its benchmark_config.json), skipping finished SAEs")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --output folder")
     p.add_argument("--device", default=None, metavar="DEV", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--output", metavar="DIR", default=None,
                    help="output folder (default: the config's output_dir, else runs/bench-<timestamp>)")
@@ -104,7 +126,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="override a config key; dotted keys reach into sections (sae_settings.jumprelu.lr=0.02); "
                         "values are read as YAML (1e-3, true, [5, 10]); repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--json", action="store_true", help="print the ranked rows as JSON instead of the table")
+    p.add_argument("--json", action="store_true", help="print the summary rows as JSON instead of the tables")
     p.set_defaults(handler=run)
     return p
 
@@ -118,24 +140,51 @@ def _timestamped_dir(root: Path) -> Path:
     return path
 
 
+_RESUME_OPTIONS = ("config", "preset", "model", "architectures", "l0", "samples", "eval_samples", "d_sae", "recipe",
+                   "seeds", "seed", "model_seeds", "device", "output")
+
+
 def build_config(args: argparse.Namespace) -> Any:
     """The :class:`BenchmarkConfig` that the parsed arguments describe (options win over --set,
-    --set over the config file)."""
+    --set over the config file, the file over the recipe). With ``--resume DIR``: the config
+    saved in DIR (only ``--quiet`` and ``--threads`` may be added)."""
     from synthsae.benchmark.config import BenchmarkConfig
-    from synthsae.config_values import parse_override
+    from synthsae.benchmark.store import CONFIG_FILENAME
+    from synthsae.config_values import load_config_data, parse_override
 
+    if args.resume is not None:
+        given = [name for name in _RESUME_OPTIONS if getattr(args, name, None) not in (None, False)]
+        if given or args.overrides or args.probe_ceiling:
+            raise ValueError("--resume continues the benchmark exactly as it was configured; drop "
+                             + ", ".join(f"--{n.replace('_', '-')}" for n in given + (["set"] if args.overrides else [])
+                                         + (["probe-ceiling"] if args.probe_ceiling else [])))
+        path = Path(args.resume) / CONFIG_FILENAME
+        if not path.is_file():
+            raise ValueError(f"--resume {args.resume}: no {CONFIG_FILENAME} there (not a benchmark folder)")
+        data = load_config_data(path)
+        data["output_dir"] = str(args.resume)
+        if args.quiet:
+            data["show_progress"] = False
+        return BenchmarkConfig.from_dict(data)
     overrides: dict[str, Any] = dict(parse_override(text) for text in args.overrides)
+    seeds = args.seeds if args.seeds is not None else ([args.seed] if args.seed is not None else None)
     options = {"preset": args.preset, "model": args.model, "architectures": args.architectures,
                "l0_targets": args.l0, "training_samples": args.samples, "eval_samples": args.eval_samples,
-               "d_sae": args.d_sae, "seed": args.seed, "device": args.device, "output_dir": args.output}
+               "d_sae": args.d_sae, "seeds": seeds, "model_seeds": args.model_seeds, "device": args.device,
+               "output_dir": args.output}
     overrides.update({k: v for k, v in options.items() if v is not None})
     if args.quiet:
         overrides["show_progress"] = False
+    if args.probe_ceiling:
+        overrides["probe_ceiling"] = True
     try:
         if args.config is not None:
-            cfg = BenchmarkConfig.from_file(args.config, overrides)
+            data = load_config_data(args.config)
+            if args.recipe is not None:
+                data["recipe"] = args.recipe
+            cfg = BenchmarkConfig.from_dict(apply_file_overrides(data, overrides, args.config))
         else:
-            cfg = BenchmarkConfig().with_overrides(overrides)
+            cfg = BenchmarkConfig.from_recipe(args.recipe, overrides)
     except TypeError as err:  # config type errors: same treatment as ValueError
         raise ValueError(str(err)) from None
     if cfg.output_dir is None:
@@ -143,32 +192,54 @@ def build_config(args: argparse.Namespace) -> Any:
     return cfg
 
 
+def apply_file_overrides(data: dict[str, Any], overrides: dict[str, Any], path: Any) -> dict[str, Any]:
+    """``data`` from a config file with the dotted ``overrides`` applied (errors name the file)."""
+    from synthsae.benchmark.config import apply_dotted_overrides
+
+    try:
+        return apply_dotted_overrides(data, overrides)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{path}: {err}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``synthsae bench``; returns the exit code."""
     import torch
 
     from synthsae.benchmark.run import run_benchmark
+    from synthsae.training import distributed
 
     cfg = build_config(args)
     threads = args.bench_threads or getattr(args, "threads", None)
     if threads is not None:
         torch.set_num_threads(threads)
     elif torch.device(cfg.device).type == "cpu":
-        torch.set_num_threads(1)  # tiny matrices: extra threads only wait on each other
-    n = len(cfg.architectures) * len(cfg.l0_targets)
-    if not args.json:
-        print(f"benchmark: {n} SAEs ({', '.join(cfg.architectures)} x L0 {cfg.l0_targets}) on {cfg.model_label}, "
-              f"{cfg.training_samples:,} shared training samples, device {cfg.device}, outputs -> {cfg.output_dir}",
-              file=sys.stderr)
+        torch.set_num_threads(1)  # small SAEs: extra threads only wait on each other
+    main = int(os.environ.get("RANK", "0")) == 0
+    n = len(cfg.architectures) * len(cfg.l0_targets) * len(cfg.seeds) * len(cfg.model_seeds or [None])
+    if not args.json and main:
+        print(f"benchmark: {n} SAEs ({', '.join(cfg.architectures)} x L0 {cfg.l0_targets} x seeds {cfg.seeds}) on "
+              f"{cfg.model_label}{f', recipe {cfg.recipe}' if cfg.recipe else ''}, {cfg.training_samples:,} training "
+              f"samples per seed, device {cfg.device}, outputs -> {cfg.output_dir}"
+              + (" (resuming)" if args.resume else ""), file=sys.stderr)
     t0 = time.perf_counter()
-    result = run_benchmark(cfg)
+    had_group = distributed.is_initialized()
+    try:
+        result = run_benchmark(cfg, resume=args.resume is not None, overwrite=args.overwrite)
+        rank = distributed.rank()
+    except (FileExistsError, PermissionError, NotADirectoryError) as err:  # the output folder: a usage error
+        raise ValueError(str(err)) from None
+    finally:
+        if not had_group:  # a group run_benchmark made from torchrun's environment
+            distributed.destroy_distributed()
     wall = time.perf_counter() - t0
+    if rank != 0:
+        return 0
     if args.json:
-        print(json.dumps({"rows": result.rows, "true_l0": result.true_l0, "timing": result.timing,
-                          "output_dir": str(result.output_dir)}, indent=2))
+        print(json.dumps({"summaries": result.summaries, "runs": result.rows, "true_l0": result.true_l0,
+                          "probe_ceiling": result.probe, "output_dir": str(result.output_dir)}, indent=2))
         return 0
     print(result.markdown())
-    out = result.output_dir
-    print(f"outputs: {out}  (leaderboard.md/.csv/.json, {len(result.files.get('plots', []))} plots in plots/, "
-          f"SAEs in saes/); {wall:.0f} s in all")
+    print(f"outputs: {result.output_dir}  (leaderboard.md/.csv/.json, leaderboard_runs.csv, "
+          f"{len(result.files.get('plots', []))} plots in plots/, SAEs in saes/); {wall:.0f} s in all")
     return 0

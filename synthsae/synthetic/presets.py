@@ -4,6 +4,8 @@
   in 768 dimensions), as documented for the reference library.
 - :func:`cpu_medium`: 2,048 features in 256 dimensions with the same ingredients; on
   it SAE architectures rank as on the 16k model, and it trains on a CPU in minutes.
+- :func:`cpu_bench`: 4,096 features in 256 dimensions, the model of the CPU ordering
+  benchmark (``synthsae bench --recipe cpu``).
 - :func:`cpu_small`: 512 features in 64 dimensions with a mild hierarchy and
   correlation; builds in well under a second and trains an SAE on a CPU in seconds.
 
@@ -24,7 +26,7 @@ from synthsae.synthetic.model_config import (
     SyntheticModelConfig,
 )
 
-__all__ = ["PRESETS", "cpu_medium", "cpu_small", "get_preset", "synth_sae_bench_16k"]
+__all__ = ["PRESETS", "cpu_bench", "cpu_medium", "cpu_small", "get_preset", "synth_sae_bench_16k"]
 
 
 def synth_sae_bench_16k() -> SyntheticModelConfig:
@@ -80,6 +82,34 @@ def cpu_medium() -> SyntheticModelConfig:
     )
 
 
+def cpu_bench() -> SyntheticModelConfig:
+    """4,096 features in 256 dims built like SynthSAEBench-16k at a quarter of its size, for
+    the CPU ordering benchmark (``synthsae bench --recipe cpu``): Zipf(0.5, 0.4 -> 2e-3), a
+    forest of 32 roots (branching 4, depth 3, all children mutually exclusive, compensated
+    and parent-scaled; two thirds of the features, as in the 16k model), low-rank
+    correlation (25, 0.1), 100 orthogonalisation steps at lr 3e-4, magnitudes 5 -> 4 and
+    folded-normal(0.5, 0.5), bias 0.5, seed 42."""
+    return SyntheticModelConfig(
+        num_features=4_096,
+        hidden_dim=256,
+        firing_probability=ZipfianFiringProbabilityConfig(exponent=0.5, max_prob=0.4, min_prob=2e-3),
+        hierarchy=HierarchyConfig(
+            total_root_nodes=32,
+            branching_factor=4,
+            max_depth=3,
+            mutually_exclusive_portion=1.0,
+            compensate_probabilities=True,
+            scale_children_by_parent=True,
+        ),
+        orthogonalization=OrthogonalizationConfig(num_steps=100, lr=3e-4),
+        correlation=LowRankCorrelationConfig(rank=25, correlation_scale=0.1),
+        mean_firing_magnitudes=LinearMagnitudeConfig(start=5.0, end=4.0),
+        std_firing_magnitudes=FoldedNormalMagnitudeConfig(mean=0.5, std=0.5),
+        bias=0.5,
+        seed=42,
+    )
+
+
 def cpu_small() -> SyntheticModelConfig:
     """512 features in 64 dims: Zipf(0.5, 0.4 -> 5e-3), a small forest (8 roots,
     branching 3, depth 2, half of the parents ME, compensated), low-rank correlation
@@ -108,6 +138,7 @@ def cpu_small() -> SyntheticModelConfig:
 PRESETS: dict[str, Callable[[], SyntheticModelConfig]] = {
     "synth_sae_bench_16k": synth_sae_bench_16k,
     "cpu_medium": cpu_medium,
+    "cpu_bench": cpu_bench,
     "cpu_small": cpu_small,
 }
 

@@ -97,7 +97,7 @@ class L0ControlConfig:
     drift_windows: float = 8.0
     sharpness: float = 3.0
     approach_damping: float = 0.05
-    arrival_windows: float = 20.0
+    arrival_windows: float = 10.0
     min_multiplier: float = 1e-3
     max_multiplier: float = 1e3
 

@@ -159,6 +159,11 @@ class Trainer:
 
     ``fit``, ``check_finite`` and these hooks must then be called on every rank.
     ``state_dict()`` is local (no collective); its ``data`` entry is this rank's.
+    ``data_parallel=False`` trains this process's SAEs on its own, with no collective, even
+    when a process group exists (a benchmark that splits its SAEs across ranks).
+
+    Callbacks with a ``state_key`` and ``state_dict``/``load_state_dict`` (such as
+    :class:`~synthsae.training.l0_control.L0Controller`) are part of :meth:`state_dict`.
     """
 
     def __init__(
@@ -167,6 +172,7 @@ class Trainer:
         data: Iterator[torch.Tensor],
         cfg: TrainerConfig | Sequence[TrainerConfig],
         callbacks: Sequence[Any] = (),
+        data_parallel: bool = True,
     ) -> None:
         self.saes: list[TrainingSAE] = [saes] if isinstance(saes, torch.nn.Module) else list(saes)
         if not self.saes:
@@ -180,8 +186,9 @@ class Trainer:
         self.cfg = cfgs[0]
         self.data = data
         self.callbacks = list(callbacks)
-        self.world_size = distributed.world_size() if distributed.is_distributed() else 1
-        self.is_main_process = distributed.rank() == 0
+        parallel = data_parallel and distributed.is_distributed()
+        self.world_size = distributed.world_size() if parallel else 1
+        self.is_main_process = distributed.rank() == 0 or not parallel
         global_batch = self.cfg.batch_size * self.world_size
         if self.world_size > 1 and self.cfg.total_training_samples < global_batch:
             raise ValueError(f"total_training_samples ({self.cfg.total_training_samples}) must be >= batch_size x "

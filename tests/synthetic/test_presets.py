@@ -15,6 +15,7 @@ from synthsae.synthetic.magnitudes import FoldedNormalMagnitudeConfig, LinearMag
 from synthsae.synthetic.model_config import LowRankCorrelationConfig, OrthogonalizationConfig
 from synthsae.synthetic.presets import (
     PRESETS,
+    cpu_bench,
     cpu_medium,
     cpu_small,
     get_preset,
@@ -66,8 +67,17 @@ def test_cpu_medium_matches_the_anchor_model() -> None:
     assert cfg.std_firing_magnitudes == FoldedNormalMagnitudeConfig(mean=0.5, std=0.5)
 
 
+def test_cpu_bench_is_the_16k_recipe_at_a_quarter_size() -> None:
+    cfg, big = cpu_bench(), synth_sae_bench_16k()
+    assert (cfg.num_features, cfg.hidden_dim, cfg.seed, cfg.bias) == (4_096, 256, 42, 0.5)
+    assert cfg.hierarchy == _bench_hierarchy(32)  # 32 x 85 nodes: two thirds of the features, as 128 x 85 of 16k
+    assert cfg.firing_probability == ZipfianFiringProbabilityConfig(exponent=0.5, max_prob=0.4, min_prob=2e-3)
+    for name in ("orthogonalization", "correlation", "mean_firing_magnitudes", "std_firing_magnitudes"):
+        assert getattr(cfg, name) == getattr(big, name), name
+
+
 def test_lookup_and_fresh_instances() -> None:
-    assert set(PRESETS) == {"synth_sae_bench_16k", "cpu_medium", "cpu_small"}
+    assert set(PRESETS) == {"synth_sae_bench_16k", "cpu_medium", "cpu_bench", "cpu_small"}
     assert get_preset("cpu-small") == cpu_small()
     assert get_preset("cpu_small") is not get_preset("cpu_small")
     with pytest.raises(ValueError, match="cpu_small"):
