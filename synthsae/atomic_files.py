@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Mapping
@@ -35,6 +36,7 @@ __all__ = [
     "make_temp_dir",
     "make_temp_file",
     "plain_file_mode",
+    "remove_stale_temporaries",
     "replace_dir",
     "restore_plain_modes",
     "write_files_atomically",
@@ -43,10 +45,42 @@ __all__ = [
 #: Modes asked for at creation; the kernel removes the umask's bits, as for any plain write.
 FILE_MODE, FOLDER_MODE = 0o666, 0o777
 _TEMP_TRIES = 100  # random names collide with probability ~2^-32 each; 100 failures mean something else is wrong
+_TEMP_NAME = re.compile(r"^\..+\.(?:tmp|old)-(\d+)-[0-9a-f]{8}$")  # what _temp_name makes
 
 
 def _temp_name(parent: Path, name: str, kind: str) -> Path:
     return parent / f".{name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporaries that a killed process left in ``folder`` (hidden names made by this
+    module whose process no longer runs on this machine); returns what was removed."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
 
 
 def make_temp_file(folder: str | Path, name: str) -> Path:

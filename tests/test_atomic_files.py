@@ -121,3 +121,25 @@ def test_plots_and_leaderboards_get_the_umask_modes(tmp_path: Path, umask: int) 
     write_json(tmp_path / "board.json", {"rows": [row]})
     assert fig is not None
     assert assert_plain_modes(tmp_path, umask) == 7
+
+
+def test_temporaries_of_a_killed_process_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from synthsae.atomic_files import remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)  # that process has exited
+    stale_dir = tmp_path / f".608.tmp-{dead_pid}-0123abcd"
+    stale_dir.mkdir()
+    (stale_dir / "sae_weights.safetensors").write_text("half")
+    stale_file = tmp_path / f".metrics.json.tmp-{dead_pid}-89abcdef"
+    stale_file.write_text("half")
+    mine = tmp_path / f".cfg.json.tmp-{os.getpid()}-00000000"  # a write in progress in this process
+    mine.write_text("")
+    other = tmp_path / ".hidden-by-the-user"
+    other.write_text("")
+    assert sorted(remove_stale_temporaries(tmp_path)) == sorted([stale_dir, stale_file])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, other.name])

@@ -122,7 +122,8 @@ def resume_candidates(source: str | Path) -> list[Path]:
             return list(reversed(found))
     looked = ", ".join(dict.fromkeys(str(r) for r in roots))
     raise FileNotFoundError(f"no complete checkpoint in {path} (looked in {looked}); pass a run's output folder, "
-                            "its checkpoint folder or one checkpoint")
+                            "its checkpoint folder or one checkpoint (a run stopped before its first checkpoint "
+                            "cannot be resumed: start it again, overwriting its folder)")
 
 
 def _linked_checkpoint_folder(output: Path) -> Path | None:

@@ -57,22 +57,23 @@ from typing import Any
 import torch
 
 from synthsae.evals.eval_sae import SyntheticDataEvalResult, eval_sae_on_synthetic_data
-from synthsae.output_folders import clear_output_folder
 from synthsae.runs.activation_iterator import SyntheticActivationIterator
 from synthsae.runs.resume_point import ResumePoint, load_resume_point
-from synthsae.runs.run_folders import RunFolders, check_run_folders, write_run_info
-from synthsae.runs.runner_checkpoints import (
-    MODEL_DIRNAME,
+from synthsae.runs.run_folders import check_run_folders
+from synthsae.runs.runner_config import SyntheticSAERunnerConfig
+from synthsae.runs.runner_files import (
+    EVAL_STATS_FILENAME,
+    prepare_run_folders,
     restore_runner_state,
+    save_outputs,
+    try_write,
     write_runner_checkpoint,
 )
-from synthsae.runs.runner_config import RUNNER_CONFIG_FILENAME, SyntheticSAERunnerConfig
 from synthsae.runs.runner_hooks import (
     PeriodicEval,
     warn_if_slow_autocast,
 )
 from synthsae.saes.base import TrainingSAE
-from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_atomic
 from synthsae.synthetic.synthetic_model import SyntheticModel
 from synthsae.training import distributed
 from synthsae.training.interrupts import (
@@ -81,7 +82,7 @@ from synthsae.training.interrupts import (
     TrainingInterrupted,
     signal_name,
 )
-from synthsae.training.logging import MetricsLogger, truncate_metrics
+from synthsae.training.logging import MetricsLogger
 from synthsae.training.trainer import (
     NonFiniteLossError,
     SampleThresholdCallback,
@@ -92,7 +93,6 @@ from synthsae.training.trainer import (
 
 __all__ = ["EVAL_STATS_FILENAME", "SyntheticSAERunner", "SyntheticSAERunnerResult"]
 
-EVAL_STATS_FILENAME = "eval_stats.json"
 SAMPLING_SEED_OFFSET, EVAL_SEED_OFFSET = 1, 2
 
 
@@ -252,7 +252,7 @@ class SyntheticSAERunner:
         out = Path(cfg.output_path) if cfg.output_path is not None else None
         main = self.rank == 0  # only rank 0 writes files, logs and evaluates
         if main:
-            self._prepare_folders(out)
+            prepare_run_folders(self, out)
         logging_cfg = dataclasses.replace(cfg.logger, run_name=cfg.logger.run_name or cfg.default_run_name())
         if not main:
             logging_cfg = dataclasses.replace(logging_cfg, log_to_wandb=False)
@@ -267,23 +267,6 @@ class SyntheticSAERunner:
             logger.close()
         distributed.barrier()  # every rank returns once rank 0's outputs are written
         return result
-
-    def _prepare_folders(self, out: Path | None) -> None:
-        """Clear folders on ``overwrite`` (never the resumed run's own), cut a resumed run's
-        ``metrics.jsonl`` back to its checkpoint, and write ``run.json`` and the config."""
-        cfg = self.cfg
-        own = self._resume.own if self._resume is not None else RunFolders(None, None)
-        if self.overwrite:
-            for folder in (cfg.output_path, cfg.checkpoint_path):
-                if folder is not None and not own.owns(Path(folder)):
-                    clear_output_folder(folder)
-        if out is None:
-            return
-        out.mkdir(parents=True, exist_ok=True)
-        if self._resume is not None and own.owns(out) and self._resume.metrics_bytes is not None:
-            truncate_metrics(out, self._resume.metrics_bytes)
-        write_run_info(out, cfg.checkpoint_path)
-        save_json_atomic(out / RUNNER_CONFIG_FILENAME, self._config_dict())
 
     def _run(self, out: Path | None, logger: MetricsLogger) -> SyntheticSAERunnerResult:
         cfg, model = self.cfg, self.synthetic_model
@@ -320,8 +303,8 @@ class SyntheticSAERunner:
         rate = (trainer.samples_seen - start_samples) / train_s if train_s > 0 else None
         errors: list[str] = []
         if cfg.save_final_checkpoint and cfg.checkpoint_path is not None:
-            self._try_write(errors, f"the final checkpoint in {cfg.checkpoint_path}",
-                            lambda: self._checkpoint(trainer, final=True))
+            try_write(self, errors, f"the final checkpoint in {cfg.checkpoint_path}",
+                      lambda: self._checkpoint(trainer, final=True))
         final_eval = None
         if cfg.run_final_eval and cfg.eval_samples > 0 and self.rank == 0:
             final_eval = self.evaluate(scaled=False)
@@ -330,7 +313,7 @@ class SyntheticSAERunner:
         logger.log({"final/train_seconds": train_s, "final/samples_per_second": rate,
                     "final/steps": trainer.step - start_step}, trainer.step)
         if out is not None and self.rank == 0:
-            self._save_outputs(out, final_eval, errors)
+            save_outputs(self, out, final_eval, errors)
         if errors:
             warnings.warn("the run finished but could not write " + "; ".join(errors)
                           + " (the result holds the trained SAE and its metrics)", UserWarning, stacklevel=3)
@@ -343,17 +326,6 @@ class SyntheticSAERunner:
             stop.checkpoint = self._checkpoint(trainer, final=False)
             stop.resume_from = self.cfg.output_path if self.cfg.output_path is not None else self.cfg.checkpoint_path
         raise stop
-
-    def _try_write(self, errors: list[str], what: str, write: Any) -> None:
-        """Run ``write()``; in a single process an ``OSError`` is recorded in ``errors`` instead of
-        raised, so that a full disk after training still leaves the result (under torchrun it raises:
-        the other ranks wait for rank 0 at a barrier)."""
-        try:
-            write()
-        except OSError as err:
-            if self.world_size > 1:
-                raise
-            errors.append(f"{what} ({err})")
 
     def _trainer_config(self, logger: MetricsLogger) -> TrainerConfig:
         cfg = self.cfg
@@ -403,20 +375,5 @@ class SyntheticSAERunner:
     # ------------------------------------------------------------------ checkpoints and outputs
     def _checkpoint(self, trainer: Trainer, final: bool) -> Path:
         """Write a complete checkpoint of the current state (atomically) and return it
-        (see :func:`~synthsae.runs.runner_checkpoints.write_runner_checkpoint`)."""
+        (see :func:`~synthsae.runs.runner_files.write_runner_checkpoint`)."""
         return write_runner_checkpoint(self, trainer, final)
-
-    def _save_outputs(self, out: Path, final_eval: SyntheticDataEvalResult | None, errors: list[str]) -> None:
-        """Write the outputs; each one that fails is added to ``errors`` and the others are still written."""
-        self._try_write(errors, f"the SAE in {out}", lambda: self.sae.save_inference_model(out))
-        if self.trainer is not None:
-            sparsity = self.trainer.slots[0].stats.log_feature_sparsity()
-            self._try_write(errors, str(out / SPARSITY_FILENAME),
-                            lambda: save_tensors_atomic(out / SPARSITY_FILENAME, {"sparsity": sparsity}))
-        self._try_write(errors, str(out / RUNNER_CONFIG_FILENAME),
-                        lambda: save_json_atomic(out / RUNNER_CONFIG_FILENAME, self._config_dict()))
-        if self.cfg.save_synthetic_model:
-            self._try_write(errors, str(out / MODEL_DIRNAME), lambda: self.synthetic_model.save(out / MODEL_DIRNAME))
-        if final_eval is not None:
-            self._try_write(errors, str(out / EVAL_STATS_FILENAME),
-                            lambda: save_json_atomic(out / EVAL_STATS_FILENAME, final_eval.to_dict()))

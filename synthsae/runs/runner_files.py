@@ -1,7 +1,9 @@
-"""Checkpoints of a :class:`~synthsae.runs.runner.SyntheticSAERunner` run: writing one, and
-restoring a resumed run's state from one.
+"""The files of a :class:`~synthsae.runs.runner.SyntheticSAERunner` run: its folders at the
+start, its checkpoints (writing one, restoring a resumed run from one) and its outputs.
 
-A runner checkpoint folder holds the SAE (training form), ``sparsity.safetensors``,
+At the start, :func:`prepare_run_folders` clears folders on ``overwrite``, removes a killed
+run's temporaries and cuts a resumed run's ``metrics.jsonl`` back to its checkpoint. A
+runner checkpoint folder holds the SAE (training form), ``sparsity.safetensors``,
 ``activation_scaler.json``, ``runner_config.json`` and the pickle-free runner state
 (trainer state, every RNG state, the seed; under torchrun each rank's data stream and
 RNGs). Its ``COMPLETE`` marker records, besides the step and samples seen, the saved
@@ -16,22 +18,26 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthsae.atomic_files import remove_stale_temporaries
+from synthsae.output_folders import clear_output_folder
 from synthsae.runs.resume_point import RUNNER_STATE_STEM
-from synthsae.runs.run_folders import relative_to
+from synthsae.runs.run_folders import RunFolders, relative_to, write_run_info
 from synthsae.runs.runner_config import RUNNER_CONFIG_FILENAME
 from synthsae.runs.runner_hooks import raise_if_non_finite
 from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_atomic
 from synthsae.training import checkpoint as ckpt
 from synthsae.training import distributed
-from synthsae.training.logging import MetricsLogger
+from synthsae.training.logging import MetricsLogger, truncate_metrics
 from synthsae.training.trainer import Trainer
 
 if TYPE_CHECKING:  # pragma: no cover
     from synthsae.runs.runner import SyntheticSAERunner
 
-__all__ = ["MODEL_DIRNAME", "restore_runner_state", "write_runner_checkpoint"]
+__all__ = ["EVAL_STATS_FILENAME", "MODEL_DIRNAME", "prepare_run_folders", "restore_runner_state", "save_outputs",
+           "try_write", "write_runner_checkpoint"]
 
 MODEL_DIRNAME = "synthetic_model"
+EVAL_STATS_FILENAME = "eval_stats.json"
 
 
 def write_runner_checkpoint(runner: SyntheticSAERunner, trainer: Trainer, final: bool) -> Path:
@@ -106,3 +112,51 @@ def restore_runner_state(runner: SyntheticSAERunner, trainer: Trainer, data: Any
         logger.log({"event": "skipped_damaged_checkpoint", "reason": skipped}, trainer.step)
     logger.log({"event": "resume", "checkpoint": str(runner._resume.checkpoint)}, trainer.step)
     return trainer.step
+
+
+def prepare_run_folders(runner: SyntheticSAERunner, out: Path | None) -> None:
+    """Clear folders on ``overwrite`` (never the resumed run's own), remove a killed run's
+    temporaries, cut a resumed run's ``metrics.jsonl`` back to its checkpoint, and write
+    ``run.json`` and the config."""
+    cfg = runner.cfg
+    own = runner._resume.own if runner._resume is not None else RunFolders(None, None)
+    for folder in (cfg.output_path, cfg.checkpoint_path):
+        if folder is not None:
+            if runner.overwrite and not own.owns(Path(folder)):
+                clear_output_folder(folder)
+            remove_stale_temporaries(folder)  # half-written files of a killed run
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    if runner._resume is not None and own.owns(out) and runner._resume.metrics_bytes is not None:
+        truncate_metrics(out, runner._resume.metrics_bytes)
+    write_run_info(out, cfg.checkpoint_path)
+    save_json_atomic(out / RUNNER_CONFIG_FILENAME, runner._config_dict())
+
+
+def try_write(runner: SyntheticSAERunner, errors: list[str], what: str, write: Any) -> None:
+    """Run ``write()``; in a single process an ``OSError`` is recorded in ``errors`` instead of
+    raised, so that a full disk after training still leaves the result (under torchrun it raises:
+    the other ranks wait for rank 0 at a barrier)."""
+    try:
+        write()
+    except OSError as err:
+        if runner.world_size > 1:
+            raise
+        errors.append(f"{what} ({err})")
+
+
+def save_outputs(runner: SyntheticSAERunner, out: Path, final_eval: Any, errors: list[str]) -> None:
+    """Write the outputs; each one that fails is added to ``errors`` and the others are still written."""
+    try_write(runner, errors, f"the SAE in {out}", lambda: runner.sae.save_inference_model(out))
+    if runner.trainer is not None:
+        sparsity = runner.trainer.slots[0].stats.log_feature_sparsity()
+        try_write(runner, errors, str(out / SPARSITY_FILENAME),
+                  lambda: save_tensors_atomic(out / SPARSITY_FILENAME, {"sparsity": sparsity}))
+    try_write(runner, errors, str(out / RUNNER_CONFIG_FILENAME),
+              lambda: save_json_atomic(out / RUNNER_CONFIG_FILENAME, runner._config_dict()))
+    if runner.cfg.save_synthetic_model:
+        try_write(runner, errors, str(out / MODEL_DIRNAME), lambda: runner.synthetic_model.save(out / MODEL_DIRNAME))
+    if final_eval is not None:
+        try_write(runner, errors, str(out / EVAL_STATS_FILENAME),
+                  lambda: save_json_atomic(out / EVAL_STATS_FILENAME, final_eval.to_dict()))
