@@ -121,3 +121,37 @@ def test_bench_prints_its_results_when_the_files_cannot_be_written(tmp_path: Pat
     captured = capsys.readouterr()
     assert "| Rank | Architecture" in captured.out  # the results are not lost
     assert "could not write the outputs in" in captured.err and "No space left on device" in captured.err
+
+
+def test_ctrl_c_checkpoints_prints_the_resume_command_and_exits_130(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import shlex
+    import signal
+
+    import synthsae.runs.runner as runner_module
+
+    class CtrlCAtBatch4(runner_module.SyntheticActivationIterator):  # type: ignore[misc, name-defined]
+        served = 0
+
+        def __next__(self) -> torch.Tensor:
+            CtrlCAtBatch4.served += 1
+            if CtrlCAtBatch4.served == 4:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().__next__()
+
+    monkeypatch.chdir(tmp_path)
+    config = write_yaml(tmp_path / "run.yaml", {**TINY_RUN, "output_path": "a b", "checkpoint_path": "a b/ck"})
+    monkeypatch.setattr(runner_module, "SyntheticActivationIterator", CtrlCAtBatch4)
+    assert main(["train", str(config), "--quiet"]) == 130  # 128 + SIGINT
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "interrupted by SIGINT after step 4; checkpoint written to a b/ck/256" in err
+    command = err.split("resume with: ")[1].splitlines()[0]
+    assert command == "synthsae train --resume 'a b'"  # quoted for the shell
+    assert main([*shlex.split(command)[1:], "--quiet"]) == 0
+    steps = [r["step"] for r in read_metrics(tmp_path / "a b") if "losses/overall_loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] == 10  # each logged step once, up to the last

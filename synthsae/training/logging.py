@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,7 +173,10 @@ class MetricsLogger:
         A checkpoint records it, so that a resume can drop the records written after the
         checkpoint (:func:`truncate_metrics`) and the log holds each step once.
         """
-        return self._file.tell() if self._file is not None else None
+        if self._file is None:
+            return None
+        self._file.flush()
+        return os.fstat(self._file.fileno()).st_size  # bytes, unlike a text file's opaque tell()
 
     def close(self) -> None:
         """Close the file and finish the wandb run (idempotent)."""
