@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from synthsae.atomic_files import atomic_write_text
 from synthsae.benchmark.config import RANK_METRICS
 
 __all__ = [
@@ -165,15 +166,7 @@ def format_markdown(summaries: Sequence[Mapping[str, Any]], rank_by: str = "f1",
 
 
 def _write_text(path: str | Path, text: str) -> Path:
-    from synthsae.saes.io import write_files_atomically
-
-    path = Path(path)
-
-    def writer(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
-
-    write_files_atomically(path.parent, {path.name: writer})
-    return path
+    return atomic_write_text(path, text)
 
 
 def write_markdown(path: str | Path, summaries: Sequence[Mapping[str, Any]], rank_by: str = "f1",

@@ -100,7 +100,12 @@ def finish(cfg: BenchmarkConfig, specs: list[RunSpec], records: dict[str, RunRec
     timing["total_seconds"] = time.perf_counter() - t_start
     result = BenchmarkResult(cfg, rows, summaries, ordered, true_l0, probe, timing, model_info=model_info)
     if out is not None:
-        _write(result, out)
+        try:
+            _write(result, out)
+        except OSError as err:  # e.g. a full disk: the result (and the SAEs already written) stay
+            result.write_errors.append(f"the tables in {out} ({err})")
+            warnings.warn(f"the benchmark finished but could not write its tables to {out}: {err}", UserWarning,
+                          stacklevel=3)
     return result
 
 

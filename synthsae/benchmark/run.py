@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,7 @@ class BenchmarkResult:
     output_dir: Path | None = None
     files: dict[str, Any] = field(default_factory=dict)
     model_info: dict[str, Any] = field(default_factory=dict)
+    write_errors: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
         """The per-L0 tables as Markdown (what ``leaderboard.md`` holds)."""
@@ -309,6 +311,7 @@ def run_benchmark(cfg: BenchmarkConfig, model: Any = None, *, resume: bool = Fal
     todo = [s for s in all_specs if s.name not in finished_names]
     mine = todo[rank::distributed.world_size()]
     records: dict[str, RunRecord] = dict(finished)
+    write_errors: list[str] = []
     timing: dict[str, Any] = {"groups": []}
     model_info: dict[str, Any] = {}
     cuda = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
@@ -327,8 +330,12 @@ def run_benchmark(cfg: BenchmarkConfig, model: Any = None, *, resume: bool = Fal
 
                 def keep(record: RunRecord) -> None:
                     if main and out is not None:
-                        write_run(out, record)
-                        record.weights = None
+                        try:
+                            write_run(out, record)
+                            record.weights = None
+                        except OSError as err:  # e.g. a full disk: keep the SAE in memory, report it
+                            write_errors.append(f"SAE {record.name} ({err})")
+                            warnings.warn(f"could not write SAE {record.name}: {err}", UserWarning, stacklevel=2)
                     records[record.name] = record
 
                 new, trained = _group_records(cfg, group_model, group, seed, device, scale, keep)
@@ -346,8 +353,10 @@ def run_benchmark(cfg: BenchmarkConfig, model: Any = None, *, resume: bool = Fal
                 group_model.save(out / folder)
         from synthsae.benchmark.report import finish
 
-        return finish(cfg, all_specs, records, timing, t_start, out if main else None, model_info,
-                      group_model if main else None, main)
+        result = finish(cfg, all_specs, records, timing, t_start, out if main else None, model_info,
+                        group_model if main else None, main)
+    result.write_errors[:0] = write_errors
+    return result
 
 
 def _group_timing(model_seed: int | None, seed: int, records: list[RunRecord], trained: dict[str, Any],

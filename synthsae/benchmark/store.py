@@ -15,7 +15,6 @@ Every file is written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,6 @@ __all__ = [
     "RUN_FILENAME",
     "SAES_DIRNAME",
     "RunRecord",
-    "check_writable",
     "prepare_output_dir",
     "read_finished_runs",
     "write_run",
@@ -60,34 +58,47 @@ class RunRecord:
                 "absorption": self.absorption}
 
 
-def check_writable(path: Path) -> None:
-    """Create ``path`` if needed and prove it writable by writing and removing a file;
-    ``PermissionError``/``OSError`` name the folder otherwise."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".synthsae-write-check-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise type(err)(f"output folder {path} is not writable: {err.strerror or err}") from None
-
-
 def prepare_output_dir(path: str | Path, *, resume: bool, overwrite: bool = False) -> Path:
-    """Check the output folder before any training.
+    """Check the output folder before any training (nothing is built before this).
 
-    A new run needs an empty (or missing) folder unless ``overwrite``; a resumed run needs
-    the folder of an earlier run (with its ``benchmark_config.json``). Raises
-    ``FileExistsError`` / ``FileNotFoundError`` / ``OSError`` with what to do instead.
+    A new run needs an empty (or missing) folder; with ``overwrite`` an earlier run's folder
+    is cleared (:mod:`synthsae.output_folders` guards what may be cleared). A resumed run
+    needs the folder of an earlier benchmark (with its ``benchmark_config.json``). The
+    folder must be writable either way.
+
+    Raises:
+        OutputFolderExistsError: a non-empty folder without ``resume`` or ``overwrite``.
+        OutputNotWritableError: the folder cannot be created or written.
+        FileNotFoundError: ``resume`` on a folder that is not a benchmark's.
     """
-    out = Path(path)
+    from synthsae.output_folders import check_new_output_folder, check_writable, clear_output_folder
+
+    out = Path(path).expanduser()
     if resume:
         if not (out / CONFIG_FILENAME).is_file():
             raise FileNotFoundError(f"cannot resume {out}: it holds no {CONFIG_FILENAME} (not a benchmark folder)")
-    elif out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"output folder {out} is not empty: continue it with --resume {out}, "
-                              "pass --overwrite to write over it, or choose another --output")
-    check_writable(out)
+        _remove_temporaries(out)
+    else:
+        check_new_output_folder(out, "output_dir", overwrite=overwrite,
+                                remedy=f"continue it with resume (--resume {out}) or pass overwrite to clear it")
+    check_writable(out, "output_dir")
+    if overwrite and not resume:
+        clear_output_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _remove_temporaries(out: Path) -> None:
+    """Remove the half-written temporaries a killed benchmark left (its process is gone)."""
+    from synthsae.atomic_files import remove_stale_temporaries
+
+    remove_stale_temporaries(out)
+    saes = out / SAES_DIRNAME
+    if saes.is_dir():
+        remove_stale_temporaries(saes)
+        for folder in saes.iterdir():
+            if folder.is_dir():
+                remove_stale_temporaries(folder)
 
 
 def write_run(out: Path, record: RunRecord) -> Path:

@@ -115,7 +115,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="also train a logistic probe per true feature: the F1 an SAE latent could reach")
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the benchmark in DIR (its benchmark_config.json), skipping finished SAEs")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="clear the output folder first if it holds files (an earlier benchmark's); without it such "
+                        "a folder is refused before anything is trained")
     p.add_argument("--device", default=None, metavar="DEV", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--output", metavar="DIR", default=None,
                    help="output folder (default: the config's output_dir, else runs/bench-<timestamp>)")
@@ -202,11 +204,19 @@ def apply_file_overrides(data: dict[str, Any], overrides: dict[str, Any], path: 
         raise type(err)(f"{path}: {err}") from None
 
 
+def _report_write_errors(errors: list[str]) -> int:
+    """Print what could not be written (the results were printed before); the exit code."""
+    for problem in errors:
+        print(f"synthsae bench: error: could not write {problem}", file=sys.stderr)
+    return 1 if errors else 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``synthsae bench``; returns the exit code."""
     import torch
 
     from synthsae.benchmark.run import run_benchmark
+    from synthsae.output_folders import OutputFolderExistsError
     from synthsae.training import distributed
 
     cfg = build_config(args)
@@ -227,8 +237,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_benchmark(cfg, resume=args.resume is not None, overwrite=args.overwrite)
         rank = distributed.rank()
-    except (FileExistsError, PermissionError, NotADirectoryError) as err:  # the output folder: a usage error
-        raise ValueError(str(err)) from None
+    except OutputFolderExistsError as err:
+        raise ValueError(err.with_remedy(f"continue it with --resume {err.path} or pass --overwrite to clear it")) \
+            from None
     finally:
         if not had_group:  # a group run_benchmark made from torchrun's environment
             distributed.destroy_distributed()
@@ -238,8 +249,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"summaries": result.summaries, "runs": result.rows, "true_l0": result.true_l0,
                           "probe_ceiling": result.probe, "output_dir": str(result.output_dir)}, indent=2))
-        return 0
+        return _report_write_errors(result.write_errors)
     print(result.markdown())
+    if result.write_errors:
+        return _report_write_errors(result.write_errors)
     print(f"outputs: {result.output_dir}  (leaderboard.md/.csv/.json, leaderboard_runs.csv, "
           f"{len(result.files.get('plots', []))} plots in plots/, SAEs in saes/); {wall:.0f} s in all")
     return 0

@@ -93,7 +93,7 @@ def test_resume_takes_the_saved_config_and_refuses_changes(tmp_path: Path,
     assert main(["bench", "--resume", str(out), "--l0", "4"]) == 1
     assert "--resume continues the benchmark exactly as it was configured; drop --l0" in capsys.readouterr().err
     assert main(argv) == 1  # the folder is not empty any more
-    assert "is not empty: continue it with --resume" in capsys.readouterr().err
+    assert "already holds files" in (err := capsys.readouterr().err) and f"continue it with --resume {out}" in err
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,7 @@ def test_interrupted_benchmark_resumes_to_the_same_tables(tiny_run: tuple, tmp_p
     monkeypatch.setattr(run_module, "write_run", original)
     assert sorted(p.name for p in (out / "saes").iterdir()) == sorted(written)  # each SAE written at once
     assert not (out / "leaderboard.md").exists()
-    with pytest.raises(FileExistsError, match="not empty: continue it with --resume"):
+    with pytest.raises(FileExistsError, match="already holds files.*continue it with resume"):
         run_benchmark(cfg)
     resumed = run_benchmark(cfg, resume=True)
     assert len(resumed.rows) == 8
@@ -159,7 +159,7 @@ def test_output_folder_is_checked_before_any_training(tmp_path: Path, monkeypatc
     monkeypatch.setattr(run_module, "_train", lambda *a, **k: trained.append(1))
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    with pytest.raises(OSError, match="is not writable"):
+    with pytest.raises(OSError, match="cannot be created"):
         run_benchmark(BenchmarkConfig(**TINY, output_dir=str(blocker / "out")))
     with pytest.raises(FileNotFoundError, match="holds no benchmark_config.json"):
         run_benchmark(BenchmarkConfig(**TINY, output_dir=str(tmp_path / "new")), resume=True)
