@@ -105,7 +105,13 @@ def test_plots_and_leaderboards_get_the_umask_modes(tmp_path: Path, umask: int) 
     pytest.importorskip("matplotlib")
     tmp_path = tmp_path / "w"  # pytest makes its own folders 0700
     from synthsae import TopKTrainingSAE, TopKTrainingSAEConfig
-    from synthsae.benchmark.leaderboard import RUN_COLUMNS, aggregate, write_csv, write_json, write_markdown
+    from synthsae.benchmark.leaderboard import (
+        RUN_COLUMNS,
+        aggregate,
+        write_csv,
+        write_json,
+        write_markdown,
+    )
     from synthsae.benchmark.plots import plot_metric_vs_l0
     from synthsae.synthetic import FeatureDictionary, plot_sae_feature_similarity
 
