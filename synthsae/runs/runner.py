@@ -283,6 +283,9 @@ class SyntheticSAERunner:
             callbacks.append(SampleThresholdCallback(thresholds, lambda t: self._checkpoint(t, final=False)))
         guard = InterruptGuard("finishing this step and writing a checkpoint (press Ctrl-C again to stop at once)")
         trainer_cfg = self._trainer_config(logger)
+        controller = cfg.l0_controller()  # steers the sparsity coefficient to cfg.target_l0 (checkpointed)
+        if controller is not None:
+            callbacks.insert(0, controller)
         callbacks.append(StopOnInterrupt(guard, sync_every=trainer_cfg.log_frequency))  # last: after the step's work
         trainer = self.trainer = Trainer(self.sae, data, trainer_cfg, callbacks)
         start_step = restore_runner_state(self, trainer, data, logger)

@@ -132,6 +132,14 @@ class SyntheticSAERunnerConfig:
         logger: a :class:`LoggingConfig` (wandb off by default).
         seed: seeds the SAE initialisation and the sampling stream; ``None`` draws one.
         show_progress: show the training progress bar.
+        target_l0: steer the SAE's L0 to this value. Coefficient-based SAEs (standard,
+            gated, JumpReLU with the step or tanh loss) get an
+            :class:`~synthsae.training.l0_control.L0Controller`, whose state is checkpointed
+            with the trainer's; a quadratic-loss JumpReLU takes it as its own ``target_l0``.
+            TopK-style and matching-pursuit SAEs set their L0 through ``k`` /
+            ``max_iterations`` instead (a ``ValueError`` says so).
+        l0_control: :class:`~synthsae.training.l0_control.L0ControlConfig` fields (all but
+            ``target_l0``) for the controller, e.g. ``{"start_step": 1000}``.
     """
 
     synthetic_model: SyntheticModelConfig | str
@@ -163,9 +171,14 @@ class SyntheticSAERunnerConfig:
     logger: LoggingConfig = field(default_factory=LoggingConfig)
     seed: int | None = 42
     show_progress: bool = True
+    target_l0: float | None = None
+    l0_control: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.target_l0 is not None:
+            self.target_l0 = _float("target_l0", self.target_l0, positive=True)
         self._check_model_and_sae()
+        self._check_l0_control()
         self.training_samples = _int("training_samples", self.training_samples, 1)
         self.batch_size = _int("batch_size", self.batch_size, 1)
         if self.training_samples < self.batch_size:
@@ -226,6 +239,8 @@ class SyntheticSAERunnerConfig:
         hidden = sm.hidden_dim if isinstance(sm, SyntheticModelConfig) else None
         if isinstance(self.sae, Mapping):
             sae = dict(self.sae)
+            if self.target_l0 is not None and sae.get("jumprelu_sparsity_loss_mode") == "quadratic":
+                sae.setdefault("target_l0", self.target_l0)  # the quadratic loss is built around it
             built = build_sae_config(sae, d_in=hidden)  # validates every field
             self.sae = built if sae.get("d_in") is not None or hidden is not None else sae
         elif not isinstance(self.sae, TrainingSAEConfig):
@@ -234,6 +249,50 @@ class SyntheticSAERunnerConfig:
         if hidden is not None and d_in is not None and d_in != hidden:
             raise ValueError(f"sae.d_in ({d_in}) does not match synthetic_model.hidden_dim ({hidden}); "
                              "set sae.d_in to the model's hidden_dim or leave it out to have it filled in")
+
+    def _check_l0_control(self) -> None:
+        from synthsae.training.l0_control import L0ControlConfig, supports_l0_control
+
+        if not isinstance(self.l0_control, Mapping):
+            raise TypeError(f"l0_control must be a mapping of L0ControlConfig fields, got {self.l0_control!r}")
+        self.l0_control = copy.deepcopy(dict(self.l0_control))
+        if "target_l0" in self.l0_control:
+            raise ValueError("l0_control: give the target as target_l0, not inside l0_control")
+        try:
+            L0ControlConfig(target_l0=self.target_l0 or 1.0, **self.l0_control)
+        except (TypeError, ValueError) as err:
+            raise _prefixed(err, "l0_control: ") from None
+        if self.target_l0 is None:
+            return
+        sae = self.sae if isinstance(self.sae, TrainingSAEConfig) else None
+        values = self.sae if sae is None else {"jumprelu_sparsity_loss_mode": getattr(sae, "jumprelu_sparsity_loss_mode",
+                                                                                      None),
+                                               "target_l0": getattr(sae, "target_l0", None)}
+        if values.get("jumprelu_sparsity_loss_mode") == "quadratic":
+            own = values.get("target_l0")
+            if own is not None and float(own) != self.target_l0:
+                raise ValueError(f"target_l0 ({self.target_l0:g}) differs from sae.target_l0 ({own:g}) of the "
+                                 "quadratic JumpReLU loss; give one of them")
+            return
+        cfg_or_cls = sae if sae is not None else _training_cfg_class(self.architecture)
+        if not supports_l0_control(cfg_or_cls):
+            knob = getattr(cfg_or_cls, "sparsity_field", None) or "its own config"
+            raise ValueError(f"target_l0: a {self.architecture} SAE sets its L0 through {knob} (set it to "
+                             f"{self.target_l0:g}); the L0 controller steers SAEs whose sparsity is a loss coefficient")
+
+    def l0_controller(self) -> Any:
+        """The :class:`~synthsae.training.l0_control.L0Controller` this run needs, or ``None``."""
+        from synthsae.training.l0_control import L0ControlConfig, L0Controller, supports_l0_control
+
+        if self.target_l0 is None:
+            return None
+        sae = self.sae if isinstance(self.sae, TrainingSAEConfig) else None
+        mode = getattr(sae, "jumprelu_sparsity_loss_mode", None) if sae is not None \
+            else self.sae.get("jumprelu_sparsity_loss_mode")
+        cfg_or_cls = sae if sae is not None else _training_cfg_class(self.architecture)
+        if mode == "quadratic" or not supports_l0_control(cfg_or_cls):
+            return None
+        return L0Controller({0: L0ControlConfig(target_l0=self.target_l0, **self.l0_control)})
 
     # ------------------------------------------------------------ derived values
     @property
