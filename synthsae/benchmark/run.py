@@ -222,7 +222,9 @@ def _evaluate(cfg: BenchmarkConfig, model: Any, run: SweepRun) -> tuple[Any, Any
         if cfg.absorption and getattr(model, "hierarchy", None) is not None:
             from synthsae.evals.absorption import compute_feature_absorption
 
-            absorption = compute_feature_absorption(sae, model, num_samples=min(cfg.eval_samples, 100_000))
+            # a tenth of the eval rows, at least 20k: the rate averages over every parent/child pair
+            rows = min(cfg.eval_samples, max(20_000, cfg.eval_samples // 10))
+            absorption = compute_feature_absorption(sae, model, num_samples=rows)
     return result, absorption
 
 
