@@ -46,17 +46,18 @@ from typing import Any
 
 import torch
 
-from synthsae.saes.base import TrainingSAE
-from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_atomic
 from synthsae.evals.eval_sae import SyntheticDataEvalResult, eval_sae_on_synthetic_data
+from synthsae.runs.activation_iterator import SyntheticActivationIterator
 from synthsae.runs.runner_config import RUNNER_CONFIG_FILENAME, SyntheticSAERunnerConfig
 from synthsae.runs.runner_hooks import (
     PeriodicEval,
+    WandbHistograms,
     raise_if_non_finite,
     warn_if_slow_autocast,
 )
+from synthsae.saes.base import TrainingSAE
+from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_atomic
 from synthsae.synthetic.synthetic_model import SyntheticModel
-from synthsae.runs.activation_iterator import SyntheticActivationIterator
 from synthsae.training import checkpoint as ckpt
 from synthsae.training import distributed
 from synthsae.training.logging import MetricsLogger
@@ -230,7 +231,7 @@ class SyntheticSAERunner:
         self.paused_seconds = 0.0  # seconds spent in evals and checkpoint writes
         callbacks: list[Any] = [logger]
         if self.rank == 0:  # the other ranks wait for its evals at the next gradient all_reduce
-            callbacks.append(PeriodicEval(self, logger))
+            callbacks += [PeriodicEval(self, logger), WandbHistograms(self, logger)]
         if cfg.checkpoint_path is not None and cfg.n_checkpoints > 0:
             thresholds = checkpoint_thresholds(cfg.training_samples, cfg.n_checkpoints)
             callbacks.append(SampleThresholdCallback(thresholds, lambda t: self._checkpoint(t, final=False)))
@@ -271,6 +272,7 @@ class SyntheticSAERunner:
                     "final/steps": trainer.step - start_step}, trainer.step)
         if out is not None and self.rank == 0:
             self._save_outputs(out, final_eval)
+            logger.log_model_artifact(out, logger.cfg.run_name or cfg.default_run_name(), aliases=["final"])
         return SyntheticSAERunnerResult(self.sae, model, final_eval, out, train_s, rate)
 
     def _trainer_config(self, logger: MetricsLogger) -> TrainerConfig:
