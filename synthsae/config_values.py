@@ -27,6 +27,8 @@ from typing import Any
 import torch
 import yaml
 
+from synthsae.atomic_files import atomic_write_text
+
 __all__ = [
     "CONFIG_SUFFIXES",
     "apply_overrides",
@@ -313,17 +315,6 @@ def load_config_data(path: str | Path) -> dict[str, Any]:
     return dict(data)
 
 
-def write_config_file(path: str | Path, data: Mapping[str, Any]) -> Path:
-    """Write a config dict as YAML (``.yaml``/``.yml``) or JSON (anything else), creating folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() in (".yaml", ".yml"):
-        path.write_text(yaml.safe_dump(dict(data), sort_keys=False), encoding="utf-8")
-    else:
-        path.write_text(json.dumps(dict(data), indent=2) + "\n", encoding="utf-8")
-    return path
-
-
 # ------------------------------------------------------------------ --set KEY=VALUE overrides
 def parse_yaml_scalar(text: str) -> Any:
     """Parse a command-line value as YAML: ``8`` -> int, ``1e-3`` -> float, ``null`` -> None,
@@ -371,3 +362,11 @@ def apply_overrides(
             node = child
         node[parts[-1]] = value
     return out
+
+
+def write_config_file(path: str | Path, data: Mapping[str, Any]) -> Path:
+    """Write a config dict as YAML (``.yaml``/``.yml``) or JSON (anything else), creating folders."""
+    path = Path(path)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return atomic_write_text(path, yaml.safe_dump(dict(data), sort_keys=False))
+    return atomic_write_text(path, json.dumps(dict(data), indent=2) + "\n")

@@ -1,5 +1,5 @@
 """Pieces of :class:`~synthsae.runs.runner.SyntheticSAERunner`'s training loop: the
-periodic-eval and weight-histogram callbacks and two guards."""
+periodic-eval and weight-histogram callbacks and the slow-autocast warning."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from synthsae.runs.runner import SyntheticSAERunner
     from synthsae.runs.runner_config import SyntheticSAERunnerConfig
 
-__all__ = ["PeriodicEval", "WandbHistograms", "raise_if_non_finite", "warn_if_slow_autocast"]
+__all__ = ["PeriodicEval", "WandbHistograms", "warn_if_slow_autocast"]
 
 
 def warn_if_slow_autocast(cfg: SyntheticSAERunnerConfig) -> None:
@@ -30,12 +30,6 @@ def warn_if_slow_autocast(cfg: SyntheticSAERunnerConfig) -> None:
     if not native:
         warnings.warn("autocast_sae/autocast_data on this CPU: it has no native bf16 support, so bf16 matrix "
                       "products are much slower than float32; autocast is meant for GPUs", UserWarning, stacklevel=3)
-
-
-def raise_if_non_finite(trainer: Trainer) -> None:
-    """Refuse to checkpoint a state reached through a NaN/inf loss (checked once per checkpoint):
-    :meth:`Trainer.check_finite` raises :class:`NonFiniteLossError` for such a state."""
-    trainer.check_finite()
 
 
 class PeriodicEval:
