@@ -11,26 +11,14 @@ seeds; the published numbers beside them on SynthSAEBench-16k) and Pareto plots.
 from synthsae._lazy import lazy_exports
 
 _EXPORTS = {
-    "BenchmarkConfig": "config",
-    "BenchmarkResult": "run",
-    "run_benchmark": "run",
-    "load_benchmark_model": "run",
-    "build_runs": "sweep",
-    "plan_runs": "sweep",
-    "RunSpec": "sweep",
-    "SweepRun": "sweep",
-    "estimate_data_scale": "sweep",
-    "sparsity_setting": "sweep",
-    "aggregate": "leaderboard",
-    "format_markdown": "leaderboard",
-    "RECIPES": "recipes",
-    "Recipe": "recipes",
-    "get_recipe": "recipes",
-    "PUBLISHED": "published",
-    "PUBLISHED_SOURCE": "published",
-    "plot_leaderboard": "plots",
-    "plot_metric_vs_l0": "plots",
+    "config": ("BenchmarkConfig",),
+    "run": ("BenchmarkResult", "run_benchmark", "load_benchmark_model"),
+    "sweep": ("build_runs", "plan_runs", "RunSpec", "SweepRun", "estimate_data_scale", "sparsity_setting"),
+    "leaderboard": ("aggregate", "format_markdown"),
+    "recipes": ("RECIPES", "Recipe", "get_recipe"),
+    "published": ("PUBLISHED", "PUBLISHED_SOURCE"),
+    "plots": ("plot_leaderboard", "plot_metric_vs_l0"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__all__ = __dir__()

@@ -14,15 +14,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from synthsae.config_values import (
     apply_overrides,
     check_bool,
+    check_choice,
+    check_device,
+    check_float,
     check_int,
-    check_optional_str,
+    check_keys,
+    check_str,
+    dataclass_values,
     load_config_data,
-    unknown_keys_message,
     write_config_file,
 )
 
@@ -47,18 +49,7 @@ RANK_METRICS: dict[str, str] = {
     "dead_latents": "lower is better",
     "shrinkage": "closer to 1 is better",
 }
-"""Metrics the leaderboard can rank by, and the direction of each."""
-
-
-def _check_number(key: str, value: Any, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{key} must be a number, got {value!r}")
-    value = float(value)
-    if not value == value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"{key} must be finite, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{key} must be > 0, got {value!r}")
-    return value
+"""Metrics a table's rows (one L0 target) can be ordered by, and the direction of each."""
 
 
 def _check_int_list(key: str, value: Any, minimum: int) -> list[int]:
@@ -67,7 +58,7 @@ def _check_int_list(key: str, value: Any, minimum: int) -> list[int]:
         value = [value]
     if not isinstance(value, (list, tuple)) or not value:
         raise TypeError(f"{key} must be a non-empty list of integers, got {value!r}")
-    out = [check_int(f"{key}[{i}]", v, minimum) for i, v in enumerate(value)]
+    out = [check_int(f"{key}[{i}]", v, at_least=minimum) for i, v in enumerate(value)]
     if len(set(out)) != len(out):
         raise ValueError(f"{key} has duplicates: {out}")
     return out
@@ -82,9 +73,7 @@ def _check_control_settings(value: Any) -> dict[str, Any]:
     from synthsae.training.l0_control import L0ControlConfig
 
     known = sorted({f.name for f in fields(L0ControlConfig)} - {"target_l0", "start_step"})
-    unknown = sorted(set(value) - set(known))
-    if unknown:
-        raise ValueError(unknown_keys_message("l0_control_settings", unknown, known))
+    check_keys("l0_control_settings", value, known)
     try:
         L0ControlConfig(target_l0=1.0, **value)
     except (TypeError, ValueError) as err:
@@ -178,8 +167,8 @@ class BenchmarkConfig:
     show_progress: bool = True
 
     def __post_init__(self) -> None:
-        self.preset = check_optional_str("preset", self.preset)
-        self.model = check_optional_str("model", self.model)
+        self.preset = check_str("preset", self.preset, optional=True)
+        self.model = check_str("model", self.model, optional=True)
         if self.model_config is not None and not isinstance(self.model_config, Mapping):
             raise TypeError(f"model_config must be a SyntheticModelConfig mapping or null, got {self.model_config!r}")
         if self.model_config is not None:
@@ -190,8 +179,7 @@ class BenchmarkConfig:
         if self.preset is not None:
             from synthsae.synthetic.presets import PRESETS
 
-            if self.preset.replace("-", "_") not in PRESETS:
-                raise ValueError(f"preset: unknown preset {self.preset!r}; available: {', '.join(PRESETS)}")
+            check_choice("preset", self.preset.replace("-", "_"), PRESETS)
         from synthsae.benchmark.sweep import canonical_architecture, check_architecture
 
         self.architectures = [canonical_architecture(a) for a in _check_str_list("architectures", self.architectures)]
@@ -199,17 +187,16 @@ class BenchmarkConfig:
             raise ValueError(f"architectures has duplicates: {self.architectures}")
         for name in self.architectures:
             check_architecture(name)
-        self.d_sae = check_int("d_sae", self.d_sae, 2)
+        self.d_sae = check_int("d_sae", self.d_sae, at_least=2)
         self.l0_targets = self._checked_targets(self.l0_targets)
-        self.batch_size = check_int("batch_size", self.batch_size, 1)
-        self.training_samples = check_int("training_samples", self.training_samples, 1)
+        self.batch_size = check_int("batch_size", self.batch_size, at_least=1)
+        self.training_samples = check_int("training_samples", self.training_samples, at_least=1)
         if self.training_samples < self.batch_size:
             raise ValueError(f"training_samples must be >= batch_size ({self.batch_size}), "
                              f"got {self.training_samples}")
-        self.lr = _check_number("lr", self.lr)
-        self.eval_samples = check_int("eval_samples", self.eval_samples, 1)
-        if self.dead_feature_window is not None:
-            self.dead_feature_window = check_int("dead_feature_window", self.dead_feature_window, 1)
+        self.lr = check_float("lr", self.lr, above=0)
+        self.eval_samples = check_int("eval_samples", self.eval_samples, at_least=1)
+        self.dead_feature_window = check_int("dead_feature_window", self.dead_feature_window, at_least=1, optional=True)
         self.seeds = _check_int_list("seeds", self.seeds, minimum=0)
         if self.model_seeds is not None:
             self.model_seeds = _check_int_list("model_seeds", self.model_seeds, minimum=0)
@@ -220,18 +207,12 @@ class BenchmarkConfig:
             from synthsae.benchmark.recipes import get_recipe
 
             self.recipe = get_recipe(self.recipe).name
-        if not isinstance(self.device, str) or not self.device:
-            raise TypeError(f"device must be a device string such as 'cpu' or 'cuda', got {self.device!r}")
-        try:
-            torch.device(self.device)
-        except RuntimeError as err:
-            raise ValueError(f"device: {err}") from None
-        self.output_dir = check_optional_str("output_dir", self.output_dir)
+        self.device = check_device("device", self.device)
+        self.output_dir = check_str("output_dir", self.output_dir, optional=True)
         self.coefficients = self._checked_coefficients(self.coefficients)
         self.sae_settings = self._checked_settings(self.sae_settings)
         self.l0_control_settings = _check_control_settings(self.l0_control_settings)
-        if self.rank_by not in RANK_METRICS:
-            raise ValueError(f"rank_by must be one of {', '.join(RANK_METRICS)}, got {self.rank_by!r}")
+        check_choice("rank_by", self.rank_by, RANK_METRICS)
         for name in ("autocast", "l0_control", "absorption", "probe_ceiling"):
             check_bool(name, getattr(self, name))
         check_bool("save_synthetic_model", self.save_synthetic_model)
@@ -265,7 +246,7 @@ class BenchmarkConfig:
             if not isinstance(coefs, (list, tuple)) or len(coefs) != len(self.l0_targets):
                 raise ValueError(f"{key} must list one coefficient per L0 target ({len(self.l0_targets)}), "
                                  f"got {coefs!r}")
-            out[arch] = [_check_number(f"{key}[{i}]", c) for i, c in enumerate(coefs)]
+            out[arch] = [check_float(f"{key}[{i}]", c, above=0) for i, c in enumerate(coefs)]
         return out
 
     def _checked_settings(self, value: Any) -> dict[str, dict[str, Any]]:
@@ -288,11 +269,9 @@ class BenchmarkConfig:
             if arch in knobs:
                 known = sorted({f.name for f in fields(get_sae_architecture(arch).training_cfg_cls) if f.init}
                                - {"d_in", "d_sae", "device"} | {"lr"})
-                unknown = sorted(set(settings) - set(known))
-                if unknown:
-                    raise ValueError(unknown_keys_message(f"sae_settings.{arch}", unknown, known))
+                check_keys(f"sae_settings.{arch}", settings, known)
             if "lr" in settings:
-                settings["lr"] = _check_number(f"sae_settings.{arch}.lr", settings["lr"])
+                settings["lr"] = check_float(f"sae_settings.{arch}.lr", settings["lr"], above=0)
             out[arch] = copy.deepcopy(settings)
         return out
 
@@ -323,22 +302,17 @@ class BenchmarkConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BenchmarkConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` with suggestions."""
-        if not isinstance(data, Mapping):
-            raise TypeError(f"a benchmark config must be a mapping, got {type(data).__name__}")
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(unknown_keys_message("the benchmark config", unknown, known))
-        data = copy.deepcopy(dict(data))
-        if data.get("recipe") is not None:  # the recipe's defaults fill the keys not given
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` with suggestions. With a
+        ``recipe``, the recipe's defaults fill the keys that are not given."""
+        values = copy.deepcopy(dataclass_values(cls, data, "the benchmark config"))
+        if values.get("recipe") is not None:
             from synthsae.benchmark.recipes import get_recipe
 
-            source_given = any(data.get(name) is not None for name in _MODEL_SOURCES)
-            for key, value in get_recipe(data["recipe"]).defaults.items():
+            source_given = any(values.get(name) is not None for name in _MODEL_SOURCES)
+            for key, value in get_recipe(values["recipe"]).defaults.items():
                 if not (key in _MODEL_SOURCES and source_given):
-                    data.setdefault(key, copy.deepcopy(value))
-        return cls(**data)
+                    values.setdefault(key, copy.deepcopy(value))
+        return cls(**values)
 
     @classmethod
     def from_recipe(cls, name: str | None, overrides: Mapping[str, Any] | None = None) -> BenchmarkConfig:

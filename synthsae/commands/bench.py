@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from synthsae.commands.arg_types import positive_int
+from synthsae.commands.common import parse_overrides, timestamped_dir
 
 __all__ = ["add_parser", "build_config", "run"]
 
@@ -133,15 +134,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _timestamped_dir(root: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = root / f"bench-{stamp}", 1
-    while path.exists():
-        n += 1
-        path = root / f"bench-{stamp}-{n}"
-    return path
-
-
 _RESUME_OPTIONS = ("config", "preset", "model", "architectures", "l0", "samples", "eval_samples", "d_sae", "recipe",
                    "seeds", "seed", "model_seeds", "device", "output")
 
@@ -152,7 +144,7 @@ def build_config(args: argparse.Namespace) -> Any:
     saved in DIR (only ``--quiet`` and ``--threads`` may be added)."""
     from synthsae.benchmark.config import BenchmarkConfig
     from synthsae.benchmark.store import CONFIG_FILENAME
-    from synthsae.config_values import load_config_data, parse_override
+    from synthsae.config_values import load_config_data
 
     if args.resume is not None:
         given = [name for name in _RESUME_OPTIONS if getattr(args, name, None) not in (None, False)]
@@ -168,7 +160,7 @@ def build_config(args: argparse.Namespace) -> Any:
         if args.quiet:
             data["show_progress"] = False
         return BenchmarkConfig.from_dict(data)
-    overrides: dict[str, Any] = dict(parse_override(text) for text in args.overrides)
+    overrides = parse_overrides(args.overrides)
     seeds = args.seeds if args.seeds is not None else ([args.seed] if args.seed is not None else None)
     options = {"preset": args.preset, "model": args.model, "architectures": args.architectures,
                "l0_targets": args.l0, "training_samples": args.samples, "eval_samples": args.eval_samples,
@@ -190,7 +182,7 @@ def build_config(args: argparse.Namespace) -> Any:
     except TypeError as err:  # config type errors: same treatment as ValueError
         raise ValueError(str(err)) from None
     if cfg.output_dir is None:
-        cfg = cfg.with_overrides({"output_dir": str(_timestamped_dir(Path("runs")))})
+        cfg = cfg.with_overrides({"output_dir": str(timestamped_dir("runs", prefix="bench-"))})
     return cfg
 
 

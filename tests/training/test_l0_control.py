@@ -69,22 +69,39 @@ def test_multiplier_falls_symmetrically_and_respects_bounds():
     assert controller.multiplier.item() == 0.5  # clamped at min_multiplier
 
 
-def _train(target, steps=400, l1=0.05, controller=True):
-    sae = standard_sae(0, l1=l1)
-    callbacks = [L0Controller(target)] if controller else []
-    Trainer(sae, synthetic_stream(1, batch_size=BATCH), cfg(steps), callbacks).fit()
-    return sae, callbacks
+def test_standard_saes_reach_their_target_l0_on_cpu_small():
+    """The benchmark's default setting (cpu_small, width 256, 586 steps of 512 rows, lr 3e-3), one
+    coefficient too small and one too large: the controlled SAEs land within 3%, the same SAEs
+    left alone miss by far. All four share one trainer and one stream."""
+    from synthsae import StandardTrainingSAE, StandardTrainingSAEConfig
+    from synthsae.runs.activation_iterator import SyntheticActivationIterator
+    from synthsae.synthetic.presets import cpu_small
+    from synthsae.synthetic.synthetic_model import SyntheticModel
 
-
-@pytest.mark.parametrize("target", [1.5, 3.0])
-def test_standard_sae_reaches_its_target_l0(target):
-    sae, (controller,) = _train(target)
-    achieved = eval_l0(sae)
-    # 3%: the tolerance the benchmark promises; 20k eval rows measure L0 to about 0.3%
-    assert abs(achieved / target - 1) < 0.03, achieved
-    free, _ = _train(target, controller=False)
-    assert abs(eval_l0(free) / target - 1) > 0.3  # without the controller the coefficient misses by far
-    assert controller.multipliers()[0] > 5  # the controller made the difference
+    model = SyntheticModel(cpu_small()).set_sampling_seed(1)
+    setups = [(1.0, 5.0), (3.0, 20.0)]  # (starting l1 coefficient, target L0)
+    saes = []
+    for l1, _ in setups * 2:
+        torch.manual_seed(0)
+        saes.append(StandardTrainingSAE(StandardTrainingSAEConfig(d_in=64, d_sae=256, l1_coefficient=l1)))
+    controller = L0Controller({0: setups[0][1], 1: setups[1][1]})
+    data = SyntheticActivationIterator(model.feature_dict, model.activation_generator, 512)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is faster
+    try:
+        Trainer(saes, data, TrainerConfig(total_training_samples=300_000, batch_size=512, lr=3e-3,
+                                          show_progress=False), [controller]).fit()
+    finally:
+        torch.set_num_threads(before)
+    model.set_sampling_seed(2)
+    x = model.sample(20_000)
+    with torch.no_grad():
+        l0 = [float((sae.to_inference_sae().encode(x) != 0).sum(-1).float().mean()) for sae in saes]
+    for i, (_, target) in enumerate(setups):
+        # 3%: what the benchmark promises; 20k rows measure the L0 to a fraction of a percent
+        assert abs(l0[i] / target - 1) < 0.03, (target, l0[i])
+        assert abs(l0[i + 2] / target - 1) > 0.1, (target, l0[i + 2])  # uncontrolled: far off
+    assert controller.multipliers()[0] > 1 > controller.multipliers()[1]  # pushed up, and down
 
 
 def test_nothing_moves_before_start_step():
