@@ -88,7 +88,7 @@ def _synthsaebench_settings(architecture: str, target: int, total_steps: int, d_
         # L1 2.0 warmed up over the first third; the L0 controller takes over from there
         return {"l1_coefficient": 2.0, "l1_warm_up_steps": total_steps // 3}
     if architecture == "jumprelu":
-        return {
+        settings = {
             "normalize_activations": "expected_average_only_in",
             "jumprelu_sparsity_loss_mode": "tanh",
             "jumprelu_tanh_scale": 4.0,
@@ -98,7 +98,19 @@ def _synthsaebench_settings(architecture: str, target: int, total_steps: int, d_
             "l0_coefficient": 0.2,
             "l0_warm_up_steps": 0,
         }
+        if _jumprelu_has("topk_aux_loss_coefficient"):  # the dead-latent TopK auxiliary loss, where available
+            settings["topk_aux_loss_coefficient"] = 1.0
+        return settings
     return {}
+
+
+def _jumprelu_has(field_name: str) -> bool:
+    """Whether synthsae's JumpReLU training config has this field."""
+    from dataclasses import fields
+
+    from synthsae.saes.registry import get_sae_architecture
+
+    return field_name in {f.name for f in fields(get_sae_architecture("jumprelu").training_cfg_cls)}
 
 
 SYNTHSAEBENCH = Recipe(
