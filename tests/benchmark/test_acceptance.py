@@ -52,3 +52,41 @@ def test_published_recipe_smoke_run_prints_the_published_column(tmp_path: Path) 
     assert "0.879 ± 0.002" in printed and "0.757 ± 0.000" in printed  # Matryoshka F1, BatchTopK MCC
     for arch in ("batchtopk", "matryoshka_batchtopk", "jumprelu", "standard", "matching_pursuit"):
         assert f"| {arch}" in printed
+
+
+def test_a_killed_sweep_resumes_to_the_same_tables(tmp_path: Path) -> None:
+    """`synthsae bench` killed with SIGKILL once its first SAE is on disk, then `--resume DIR`: the
+    final tables equal those of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    tiny = {"model_config": {"num_features": 24, "hidden_dim": 12, "seed": 0},
+            "architectures": ["topk", "standard"], "l0_targets": [2, 4], "seeds": [0, 1], "d_sae": 16,
+            "training_samples": 8192, "batch_size": 256, "eval_samples": 2000, "plots": False}
+    config = tmp_path / "bench.yaml"
+    config.write_text(yaml.safe_dump(tiny))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    argv = [sys.executable, "-m", "synthsae", "bench", "--config", str(config), "--quiet", "--threads", "1"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*argv, "--output", str(killed)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(killed.glob("saes/*/run.json")):
+        assert proc.poll() is None, "the benchmark ended before it could be killed"
+        assert time.monotonic() < deadline, "no SAE was written within 300 s"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "leaderboard.md").exists()
+    resumed = subprocess.run([sys.executable, "-m", "synthsae", "bench", "--resume", str(killed), "--quiet",
+                              "--threads", "1"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    full = tmp_path / "full"
+    assert subprocess.run([*argv, "--output", str(full)], env=env, capture_output=True).returncode == 0
+    assert (killed / "leaderboard.md").read_text() == (full / "leaderboard.md").read_text()
+    assert (killed / "leaderboard.csv").read_text() == (full / "leaderboard.csv").read_text()
