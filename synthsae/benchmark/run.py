@@ -127,7 +127,7 @@ def load_benchmark_model(cfg: BenchmarkConfig, model_seed: int | None = None, de
     device = device or cfg.device
     if cfg.model is not None:
         path = Path(cfg.model).expanduser()
-        if path.is_file() and path.suffix.lower() in (".yaml", ".yml", ".json"):
+        if path.is_file():  # a config file (from_file refuses endings other than .yaml/.yml/.json)
             config = SyntheticModelConfig.from_file(path)
         else:
             return SyntheticModel.load_from_source(cfg.model, device=device)
@@ -217,7 +217,7 @@ def _evaluate(cfg: BenchmarkConfig, model: Any, run: SweepRun) -> tuple[Any, Any
     sae = run.sae.to_inference_sae()
     with _sampling_stream(model, stream_seed(run.spec.seed, EVAL_STREAM)):  # the seed's SAEs share eval rows
         result = eval_sae_on_synthetic_data(sae, model.feature_dict, model.activation_generator,
-                                            num_samples=cfg.eval_samples)
+                                            num_samples=cfg.eval_samples, show_progress=cfg.show_progress)
         absorption = None
         if cfg.absorption and getattr(model, "hierarchy", None) is not None:
             from synthsae.evals.absorption import compute_feature_absorption

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from synthsae.commands.arg_types import positive_int
-from synthsae.commands.common import parse_overrides, timestamped_dir
+from synthsae.commands.common import add_command, parse_overrides, timestamped_dir
 
 __all__ = ["add_parser", "build_config", "run"]
 
@@ -52,22 +52,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from synthsae.synthetic.presets import PRESETS
 
     defaults = BenchmarkConfig()
-    p = subparsers.add_parser(
-        "bench",
-        help="compare SAE architectures at matched L0s over seeds (one table per L0), e.g. the SynthSAEBench protocol",
-        description=textwrap.fill(
-            "Train every architecture at every L0 target for every seed on a synthetic model (per seed ONE "
-            "trainer over ONE shared stream of batches), steer standard, gated and JumpReLU SAEs to the target "
-            "L0 with a closed-loop controller, evaluate each SAE against the true features, and print one table "
-            "per L0 target (mean ± sd over seeds of F1, MCC, precision, recall, explained variance, uniqueness, "
-            "dead latents, shrinkage and absorption). The output folder gets each SAE and its metrics as soon as "
-            "it is evaluated (saes/<name>/), then leaderboard.md, leaderboard.csv (per architecture and target), "
-            "leaderboard_runs.csv, leaderboard.json and plots/ (each metric against the achieved L0 with error "
-            "bars). --resume DIR skips the finished SAEs. Under torchrun the grid is split across the processes "
-            f"(rank 0 writes). Default: {', '.join(DEFAULT_ARCHITECTURES)} at L0 "
-            f"{', '.join(map(str, DEFAULT_L0_TARGETS))} on the {DEFAULT_PRESET} preset, "
-            f"{defaults.training_samples:,} samples, seed 0, about a minute on a CPU.",
-            width=90),
+    p = add_command(
+        subparsers, "bench",
+        "compare SAE architectures at matched L0s over seeds (one table per L0), e.g. the SynthSAEBench protocol",
+        "Train every architecture at every L0 target for every seed on a synthetic model (per seed ONE "
+        "trainer over ONE shared stream of batches), steer standard, gated and JumpReLU SAEs to the target "
+        "L0 with a closed-loop controller, evaluate each SAE against the true features, and print one table "
+        "per L0 target (mean ± sd over seeds of F1, MCC, precision, recall, explained variance, uniqueness, "
+        "dead latents, shrinkage and absorption). The output folder gets each SAE and its metrics as soon as "
+        "it is evaluated (saes/<name>/), then leaderboard.md, leaderboard.csv (per architecture and target), "
+        "leaderboard_runs.csv, leaderboard.json and plots/ (each metric against the achieved L0 with error "
+        "bars). --resume DIR skips the finished SAEs. Under torchrun the grid is split across the processes "
+        f"(rank 0 writes). Default: {', '.join(DEFAULT_ARCHITECTURES)} at L0 "
+        f"{', '.join(map(str, DEFAULT_L0_TARGETS))} on the {DEFAULT_PRESET} preset, "
+        f"{defaults.training_samples:,} samples, seed 0, about a minute on a CPU.",
         epilog=(
             "examples:\n"
             "  synthsae bench\n"
@@ -87,7 +85,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                 "absorption, probe_ceiling, save_synthetic_model, plots, show_progress. Architectures: "
                 f"{', '.join(sparsity_knobs())} (matryoshka and mp are accepted as short names).", width=90)
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", metavar="FILE", default=None, help="a BenchmarkConfig file (.yaml, .yml or .json)")
     source = p.add_mutually_exclusive_group()
@@ -127,7 +124,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "small SAEs gain nothing from more)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; dotted keys reach into sections (sae_settings.jumprelu.lr=0.02); "
-                        "values are read as YAML (1e-3, true, [5, 10]); repeatable")
+                        "values are read as YAML (1e-3, 1e6, true, [5, 10]); KEY=null removes an optional key (its "
+                        "default applies); repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the summary rows as JSON instead of the tables")
     p.set_defaults(handler=run)
@@ -171,16 +169,13 @@ def build_config(args: argparse.Namespace) -> Any:
         overrides["show_progress"] = False
     if args.probe_ceiling:
         overrides["probe_ceiling"] = True
-    try:
-        if args.config is not None:
-            data = load_config_data(args.config)
-            if args.recipe is not None:
-                data["recipe"] = args.recipe
-            cfg = BenchmarkConfig.from_dict(apply_file_overrides(data, overrides, args.config))
-        else:
-            cfg = BenchmarkConfig.from_recipe(args.recipe, overrides)
-    except TypeError as err:  # config type errors: same treatment as ValueError
-        raise ValueError(str(err)) from None
+    if args.config is not None:
+        data = load_config_data(args.config)
+        if args.recipe is not None:
+            data["recipe"] = args.recipe
+        cfg = BenchmarkConfig.from_dict(apply_file_overrides(data, overrides, args.config))
+    else:
+        cfg = BenchmarkConfig.from_recipe(args.recipe, overrides)
     if cfg.output_dir is None:
         cfg = cfg.with_overrides({"output_dir": str(timestamped_dir("runs", prefix="bench-"))})
     return cfg
