@@ -90,7 +90,7 @@ for ax, metric, label in ((axes[0], "mcc", "MCC"), (axes[1], "f1", "F1")):
         ax.errorbar([p["l0"][0] for p in points], [p[metric][0] for p in points],
                     xerr=[p["l0"][1] for p in points], yerr=[p[metric][1] for p in points],
                     marker="o", capsize=3, label=arch)
-    ax.set(xlabel="achieved L0 (mean over seeds)", ylabel=f"{label} (mean ± sd)", xscale="log")
+    ax.set(xlabel="achieved L0 (mean over seeds)", ylabel=f"{label} (mean ± sd)")
 axes[0].legend(fontsize=8)
 fig.suptitle("cpu_small, 128 latents, 150k samples, 3 seeds")
 fig
