@@ -1,11 +1,12 @@
-"""API reference pages generated from the lazy export tables of the public packages.
+"""API reference pages generated from the public packages' export tables.
 
-Every public namespace (``synthsae``, ``synthsae.synthetic``, ``synthsae.benchmark``) lists
-its names in an ``_EXPORTS`` table (name -> defining module). One page per namespace is
-written from that table, so a new export gets its reference entry without editing the docs:
-one section per defining module, one mkdocstrings directive (``::: dotted.path``) per name,
-pointing at the module where the object is defined (griffe reads source statically and
-cannot follow the lazy ``__getattr__`` re-exports).
+Every public namespace (``synthsae``, ``synthsae.synthetic``, ``synthsae.benchmark``) answers
+``__all__`` from a lazy ``_EXPORTS`` table (defining module -> names; ``synthsae.synthetic``
+also passes on the names of the packages in its ``_REEXPORTED_PACKAGES``). One page per
+namespace is written from ``__all__``, so a new export gets its reference entry without
+editing the docs: one section per defining module, one mkdocstrings directive
+(``::: dotted.path``) per name, pointing at the module where the object is defined (griffe
+reads source statically and cannot follow the lazy ``__getattr__`` re-exports).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass
-from types import ModuleType
 
-__all__ = ["NAMESPACES", "ReferenceEntry", "reference_entries", "reference_pages"]
+__all__ = ["NAMESPACES", "ReferenceEntry", "public_names", "reference_entries", "reference_pages"]
+
+UNDOCUMENTED = frozenset({"__version__"})  # public, but a plain string with nothing to document
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class ReferenceEntry:
 
     namespace: str  # e.g. "synthsae.synthetic"
     name: str  # e.g. "FeatureDictionary"
-    module: str  # absolute defining module from the export table
+    module: str  # absolute module the export table names
     target: str  # dotted path handed to mkdocstrings
 
 
@@ -53,14 +55,32 @@ def _absolute(package: str, module: str) -> str:
     return module if module.startswith("synthsae.") else f"{package}.{module}"
 
 
-def _target(package: ModuleType, name: str, module: str) -> str:
+def _table_modules(package_name: str) -> dict[str, str]:
+    """Name -> absolute defining module, from the package's export table (in table order)
+    and those of the packages whose names it passes on."""
+    package = importlib.import_module(package_name)
+    out: dict[str, str] = {}
+    for module, names in package._EXPORTS.items():
+        for name in names:
+            out[name] = _absolute(package_name, module)
+    for delegate in getattr(package, "_REEXPORTED_PACKAGES", ()):
+        out.update(_table_modules(delegate))
+    return out
+
+
+def public_names(package_name: str) -> list[str]:
+    """The documented public names: ``__all__`` without :data:`UNDOCUMENTED`."""
+    package = importlib.import_module(package_name)
+    return [name for name in package.__all__ if name not in UNDOCUMENTED]
+
+
+def _target(obj: object, name: str, module: str) -> str:
     """The dotted path of the object's definition.
 
     Classes and functions know their defining module (``saes.base`` re-exports classes
     defined in ``saes.sae``, for example); constants, type aliases and submodules are
     found where the export table says.
     """
-    obj = getattr(package, name)
     if inspect.ismodule(obj):
         return obj.__name__
     defined_in = getattr(obj, "__module__", None)
@@ -70,13 +90,22 @@ def _target(package: ModuleType, name: str, module: str) -> str:
 
 
 def reference_entries(package_name: str) -> list[ReferenceEntry]:
-    """Every name of ``package_name``'s export table, in table order."""
+    """One entry per public name of ``package_name``, grouped in export-table order.
+
+    Raises:
+        ValueError: for a public name whose defining module cannot be found.
+    """
     package = importlib.import_module(package_name)
-    table: dict[str, str] = package._EXPORTS
+    modules = _table_modules(package_name)
+    names = public_names(package_name)
+    ordered = [n for n in modules if n in set(names)] + sorted(set(names) - set(modules))
     out = []
-    for name, module in table.items():
-        absolute = _absolute(package_name, module)
-        out.append(ReferenceEntry(package_name, name, absolute, _target(package, name, absolute)))
+    for name in ordered:
+        obj = getattr(package, name)
+        module = modules.get(name) or getattr(obj, "__module__", None) or getattr(obj, "__name__", None)
+        if not module:
+            raise ValueError(f"{package_name}.{name}: cannot tell which module defines it")
+        out.append(ReferenceEntry(package_name, name, module, _target(obj, name, module)))
     return out
 
 

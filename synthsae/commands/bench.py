@@ -12,10 +12,10 @@ import json
 import sys
 import textwrap
 import time
-from pathlib import Path
 from typing import Any
 
 from synthsae.commands.arg_types import positive_int
+from synthsae.commands.common import parse_overrides, timestamped_dir
 
 __all__ = ["add_parser", "build_config", "run"]
 
@@ -112,22 +112,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _timestamped_dir(root: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = root / f"bench-{stamp}", 1
-    while path.exists():
-        n += 1
-        path = root / f"bench-{stamp}-{n}"
-    return path
-
-
 def build_config(args: argparse.Namespace) -> Any:
     """The :class:`BenchmarkConfig` that the parsed arguments describe (options win over --set,
     --set over the config file)."""
     from synthsae.benchmark.config import BenchmarkConfig
-    from synthsae.config_values import parse_override
-
-    overrides: dict[str, Any] = dict(parse_override(text) for text in args.overrides)
+    overrides = parse_overrides(args.overrides)
     options = {"preset": args.preset, "model": args.model, "architectures": args.architectures,
                "l0_targets": args.l0, "training_samples": args.samples, "eval_samples": args.eval_samples,
                "d_sae": args.d_sae, "seed": args.seed, "device": args.device, "output_dir": args.output}
@@ -142,7 +131,7 @@ def build_config(args: argparse.Namespace) -> Any:
     except TypeError as err:  # config type errors: same treatment as ValueError
         raise ValueError(str(err)) from None
     if cfg.output_dir is None:
-        cfg = cfg.with_overrides({"output_dir": str(_timestamped_dir(Path("runs")))})
+        cfg = cfg.with_overrides({"output_dir": str(timestamped_dir("runs", prefix="bench-"))})
     return cfg
 
 

@@ -17,9 +17,10 @@ import shlex
 import signal
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
+
+from synthsae.commands.common import parse_overrides, timestamped_dir
 
 __all__ = ["DEFAULT_JOB", "add_parser", "default_config", "run"]
 
@@ -90,30 +91,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _timestamped_dir(root: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = root / stamp, 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}-{n}"
-    return path
-
-
 def default_config(output: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Any:
     """The main job's config (see :data:`DEFAULT_JOB`), writing to ``output``
     (default ``runs/<timestamp>``) with checkpoints in ``output/checkpoints``."""
     from synthsae.runs.runner_config import SyntheticSAERunnerConfig
 
-    out = Path(output) if output is not None else _timestamped_dir(Path("runs"))
+    out = Path(output) if output is not None else timestamped_dir("runs")
     data = {**DEFAULT_JOB, "output_path": str(out), "checkpoint_path": str(out / "checkpoints")}
     cfg = SyntheticSAERunnerConfig.from_dict(data)
     return cfg.with_overrides(overrides) if overrides else cfg
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from synthsae.runs.runner_config import parse_override
-
-    values = dict(parse_override(text) for text in args.overrides)
+    values = parse_overrides(args.overrides)
     if args.output is not None:
         values["output_path"] = args.output
         if args.config is None and args.resume is None:
