@@ -129,8 +129,7 @@ class SyntheticSAERunnerConfig:
             from the model).
         training_samples: rows to train on; ``training_samples // batch_size`` steps.
         batch_size: rows per step.
-        lr, lr_warm_up_steps, lr_decay_steps, lr_scheduler_name, lr_end,
-        n_restart_cycles: the LR schedule (``constant``, ``cosineannealing`` or
+        lr, lr_warm_up_steps, lr_decay_steps, lr_scheduler_name, lr_end, n_restart_cycles: the LR schedule (``constant``, ``cosineannealing`` or
             ``cosineannealingwarmrestarts``; ``lr_end=None`` means ``lr / 10``).
         adam_beta1, adam_beta2: Adam betas.
         device: where the model samples and the SAE trains (``"cpu"``, ``"cuda"``...).

@@ -49,16 +49,20 @@ def train_toy_sae(
 
     Args:
         sae: the training SAE; its ``d_in`` must equal ``feature_dict.hidden_dim``.
-        feature_dict, activations_generator: the synthetic data source.
+        feature_dict: the true feature directions of the synthetic data source.
+        activations_generator: the firing process of the synthetic data source.
         training_samples: rows to train on (``>= batch_size``).
         batch_size: rows per step.
-        lr, lr_warm_up_steps, lr_decay_steps: learning-rate schedule.
+        lr: the Adam learning rate.
+        lr_warm_up_steps: steps of linear warm-up up to ``lr`` (0: none).
+        lr_decay_steps: final steps of linear decay towards 0 (0: none).
         device: where the SAE trains (batches are moved there).
         n_snapshots: number of evenly spaced calls of ``snapshot_fn(trainer)`` during
             training (needs ``snapshot_fn``).
         snapshot_fn: receives the :class:`~synthsae.training.trainer.Trainer` (``trainer.sae``,
             ``trainer.step``, ``trainer.samples_seen``, ...).
-        autocast_sae / autocast_data: bf16 autocast for the SAE / for data generation.
+        autocast_sae: bf16 autocast of the SAE's training step.
+        autocast_data: bf16 autocast of data generation.
         show_progress: show a tqdm progress bar.
     """
     d_in, hidden_dim = sae.cfg.d_in, feature_dict.hidden_dim

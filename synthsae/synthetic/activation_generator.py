@@ -110,7 +110,8 @@ class ActivationGenerator(nn.Module):
         correlation_matrix: a full ``[F, F]`` correlation matrix, or a low-rank
             ``(factor [F, R], diag [F])`` pair / :class:`LowRankCorrelationMatrix`; the
             firing pattern then follows a Gaussian copula with these correlations.
-        device, dtype: where the activations live and their dtype.
+        device: where the activations live.
+        dtype: dtype of the activations.
         use_sparse_tensors: ``sample`` returns a sparse COO tensor (and modifiers get one).
         seed: seed a private ``torch.Generator`` for a reproducible stream.
         generator: a ``torch.Generator`` (on ``device``) to draw from instead.

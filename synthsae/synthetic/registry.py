@@ -21,7 +21,8 @@ class Registry(dict[str, V], Generic[V]):
     """A ``dict`` that refuses silent overwrites and explains failed look-ups.
 
     Args:
-        *args, **kwargs: Initial contents, as for ``dict``.
+        *args: Initial contents, as for ``dict``.
+        **kwargs: Initial contents, as for ``dict``.
         kind: A human-readable label for the things stored (used in error messages).
     """
 

@@ -52,8 +52,8 @@ class SyntheticModel(nn.Module):
         device: Where the tensors live and batches are produced.
         sampling_seed: Seed of a private sampling generator (see :meth:`set_sampling_seed`).
 
-    Attributes:
-        cfg, feature_dict, activation_generator, hierarchy, correlation_matrix, device.
+    The arguments are kept as attributes of the same names (``cfg``, ``feature_dict``,
+    ``activation_generator``, ``hierarchy``, ``correlation_matrix``, ``device``).
     """
 
     cfg: SyntheticModelConfig
