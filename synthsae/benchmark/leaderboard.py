@@ -51,7 +51,7 @@ METRICS: dict[str, str] = {
 RUN_COLUMNS: tuple[str, ...] = (
     "name", "architecture", "target_l0", "seed", "model_seed", "l0", "f1", "mcc", "precision", "recall",
     "explained_variance", "uniqueness", "dead_latents", "d_sae", "shrinkage", "absorption",
-    "knob", "knob_value", "final_coefficient", "train_seconds", "eval_seconds",
+    "knob", "knob_value", "final_coefficient", "train_seconds", "eval_seconds", "samples_per_second",
 )
 """Columns of ``leaderboard_runs.csv`` (and keys of every run row)."""
 

@@ -24,7 +24,7 @@ TINY = {"model_config": {"num_features": 24, "hidden_dim": 12, "seed": 0},
         "training_samples": 4096, "batch_size": 256, "eval_samples": 1000, "plots": False,
         "save_synthetic_model": False}
 DEADLINE_S = 180
-TIMING = ("train_seconds", "eval_seconds")
+TIMING = ("train_seconds", "eval_seconds", "samples_per_second")
 
 
 def _free_port() -> int:

@@ -20,7 +20,7 @@ TINY_MODEL = {"num_features": 24, "hidden_dim": 12, "seed": 0,
               "hierarchy": {"total_root_nodes": 2, "branching_factor": 2, "max_depth": 1}}
 TINY = {"model_config": TINY_MODEL, "architectures": ["topk", "standard"], "l0_targets": [2, 4], "d_sae": 16,
         "seeds": [0, 1], "training_samples": 4096, "batch_size": 256, "eval_samples": 2000, "show_progress": False}
-TIMING_COLUMNS = ("train_seconds", "eval_seconds")
+TIMING_COLUMNS = ("train_seconds", "eval_seconds", "samples_per_second")
 
 
 @pytest.fixture(autouse=True)
