@@ -89,7 +89,7 @@ class FeatureDictionary(nn.Module):
             generator = torch.Generator(device=device).manual_seed(int(seed))
 
         vectors = torch.randn(self.num_features, self.hidden_dim, generator=generator, device=device)
-        vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        vectors.div_(vectors.norm(dim=1, keepdim=True).clamp_(min=1e-12))  # in place: no second [F, D] copy
         self.feature_vectors = nn.Parameter(vectors)
 
         if bias_norm is None:

@@ -54,10 +54,6 @@ def _check_args(num_steps: Any, lr: Any, chunk_size: Any, precision: Any = "auto
         raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
 
 
-def _unit_rows(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=1, keepdim=True).clamp(min=1e-12)
-
-
 def orthogonality_loss_gradient(embeddings: torch.Tensor) -> torch.Tensor:
     """The gradient of the orthogonality loss with respect to ``embeddings`` ``[N, D]``."""
     e = embeddings.detach()
@@ -109,14 +105,23 @@ def orthogonalize_embeddings(
     if not embeddings.is_floating_point():
         raise ValueError(f"embeddings must be a floating-point tensor, got {embeddings.dtype}")
     _check_args(num_steps, lr, chunk_size, precision)
-    low_precision = resolve_precision(precision, embeddings)
+    e = embeddings.detach().clone()
+    _orthogonalize_in_place(e, num_steps, lr, show_progress, precision)
+    return e
 
+
+def _normalize_rows_(x: torch.Tensor) -> None:
+    x.div_(x.norm(dim=1, keepdim=True).clamp_(min=1e-12))
+
+
+def _orthogonalize_in_place(e: torch.Tensor, num_steps: int, lr: float, show_progress: bool, precision: str) -> None:
+    """:func:`orthogonalize_embeddings` overwriting ``e`` (no second ``[N, D]`` copy)."""
+    low_precision = resolve_precision(precision, e)
     with torch.no_grad():
-        e = _unit_rows(embeddings.detach().clone())
+        _normalize_rows_(e)
         if num_steps > 0 and e.numel() > 0:
             adam_steps(e, num_steps, lr, low_precision, show_progress)
-            e = _unit_rows(e)
-        return e
+            _normalize_rows_(e)
 
 
 def orthogonal_initializer(
@@ -135,16 +140,7 @@ def orthogonal_initializer(
     _check_args(num_steps, lr, chunk_size, precision)
 
     def initialize(feature_dict: FeatureDictionary) -> None:
-        vectors = feature_dict.feature_vectors
-        new = orthogonalize_embeddings(
-            vectors.detach(),
-            num_steps=num_steps,
-            lr=lr,
-            show_progress=show_progress,
-            chunk_size=chunk_size,
-            precision=precision,
-        )
-        with torch.no_grad():
-            vectors.copy_(new)
+        # in place: a million 768-d vectors are 3 GiB, and the Adam state needs two more copies
+        _orthogonalize_in_place(feature_dict.feature_vectors.data, num_steps, lr, show_progress, precision)
 
     return initialize
