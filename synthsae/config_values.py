@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from synthsae.atomic_files import atomic_write_text
+
 __all__ = [
     "apply_overrides",
     "check_bool",
@@ -172,9 +174,6 @@ def apply_overrides(
 def write_config_file(path: str | Path, data: Mapping[str, Any]) -> Path:
     """Write a config dict as YAML (``.yaml``/``.yml``) or JSON (anything else), creating folders."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in (".yaml", ".yml"):
-        path.write_text(yaml.safe_dump(dict(data), sort_keys=False), encoding="utf-8")
-    else:
-        path.write_text(json.dumps(dict(data), indent=2) + "\n", encoding="utf-8")
-    return path
+        return atomic_write_text(path, yaml.safe_dump(dict(data), sort_keys=False))
+    return atomic_write_text(path, json.dumps(dict(data), indent=2) + "\n")

@@ -97,6 +97,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, metavar="DEV", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--output", metavar="DIR", default=None,
                    help="output folder (default: the config's output_dir, else runs/bench-<timestamp>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="clear the output folder first if it holds files (an earlier benchmark's); without it such "
+                        "a folder is refused before anything is trained")
     p.add_argument("--threads", dest="bench_threads", type=positive_int, default=None, metavar="N",
                    help="torch CPU threads (same as `synthsae --threads N bench`; default on a CPU: 1, as the "
                         "small SAEs gain nothing from more)")
@@ -143,11 +146,19 @@ def build_config(args: argparse.Namespace) -> Any:
     return cfg
 
 
+def _report_write_errors(errors: list[str]) -> int:
+    """Print what could not be written (the results were printed before); the exit code."""
+    for problem in errors:
+        print(f"synthsae bench: error: could not write {problem}", file=sys.stderr)
+    return 1 if errors else 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``synthsae bench``; returns the exit code."""
     import torch
 
     from synthsae.benchmark.run import run_benchmark
+    from synthsae.output_folders import OutputFolderExistsError
 
     cfg = build_config(args)
     threads = args.bench_threads or getattr(args, "threads", None)
@@ -161,13 +172,18 @@ def run(args: argparse.Namespace) -> int:
               f"{cfg.training_samples:,} shared training samples, device {cfg.device}, outputs -> {cfg.output_dir}",
               file=sys.stderr)
     t0 = time.perf_counter()
-    result = run_benchmark(cfg)
+    try:
+        result = run_benchmark(cfg, overwrite=args.overwrite)
+    except OutputFolderExistsError as err:
+        raise ValueError(err.with_remedy("or pass --overwrite to clear it first")) from None
     wall = time.perf_counter() - t0
     if args.json:
         print(json.dumps({"rows": result.rows, "true_l0": result.true_l0, "timing": result.timing,
                           "output_dir": str(result.output_dir)}, indent=2))
-        return 0
+        return _report_write_errors(result.write_errors)
     print(result.markdown())
+    if result.write_errors:
+        return _report_write_errors(result.write_errors)
     out = result.output_dir
     print(f"outputs: {out}  (leaderboard.md/.csv/.json, {len(result.files.get('plots', []))} plots in plots/, "
           f"SAEs in saes/); {wall:.0f} s in all")

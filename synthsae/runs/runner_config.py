@@ -20,8 +20,6 @@ from typing import Any
 
 import torch
 
-from synthsae.saes.config import TrainingSAEConfig
-from synthsae.synthetic.model_config import SyntheticModelConfig
 from synthsae.config_values import (
     apply_overrides,
     load_config_data,
@@ -34,6 +32,8 @@ from synthsae.config_values import check_bool as _bool
 from synthsae.config_values import check_float as _float
 from synthsae.config_values import check_int as _int
 from synthsae.config_values import check_optional_str as _opt_str
+from synthsae.saes.config import TrainingSAEConfig
+from synthsae.synthetic.model_config import SyntheticModelConfig
 from synthsae.training.logging import LoggingConfig
 from synthsae.training.schedules import LRSchedule
 

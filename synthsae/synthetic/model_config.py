@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import yaml
 
+from synthsae.atomic_files import atomic_write_text
 from synthsae.config_values import load_yaml
 from synthsae.synthetic.checks import non_negative_number as _non_negative
 from synthsae.synthetic.checks import real_number as _finite
@@ -323,6 +324,4 @@ class SyntheticModelConfig:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+    return atomic_write_text(path, text)

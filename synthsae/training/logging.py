@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,6 +167,17 @@ class MetricsLogger:
             payload["step"] = int(step)
             self.wandb_run.log(payload)
 
+    def position(self) -> int | None:
+        """Bytes written to ``metrics.jsonl`` so far (every record is flushed), or ``None`` without a file.
+
+        A checkpoint records it, so that a resume can drop the records written after the
+        checkpoint (:func:`truncate_metrics`) and the log holds each step once.
+        """
+        if self._file is None:
+            return None
+        self._file.flush()
+        return os.fstat(self._file.fileno()).st_size  # bytes, unlike a text file's opaque tell()
+
     def close(self) -> None:
         """Close the file and finish the wandb run (idempotent)."""
         if self._file is not None:
@@ -187,6 +199,27 @@ class MetricsLogger:
 
     def on_log(self, step: int, metrics: dict[str, float], sae_index: int) -> None:
         self.log(metrics, step, sae_index)
+
+
+def truncate_metrics(path: str | Path, size: int) -> int:
+    """Cut ``metrics.jsonl`` (or the one in folder ``path``) back to its first ``size`` bytes.
+
+    Used when a run resumes from a checkpoint that recorded ``size``: the records logged
+    after that checkpoint (up to the interruption, maybe a half-written last line) are
+    dropped, since the resumed run logs those steps again. A missing file, or one shorter
+    than ``size`` (not the file the checkpoint saw), is left alone. Returns the number of
+    bytes removed.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS_FILENAME
+    if not path.is_file() or path.stat().st_size < size:
+        return 0
+    removed = path.stat().st_size - size
+    if removed:
+        with open(path, "r+b") as handle:
+            handle.truncate(size)
+    return removed
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -171,6 +171,9 @@ def test_resume_into_another_folder_and_after_divergence(tmp_path: Path) -> None
                                                          "checkpoint_path": str(tmp_path / "b" / "ck")})
     assert_same_weights(full.sae, runner.run().sae)  # and the last good checkpoint still resumes exactly
     assert (tmp_path / "b" / "out" / "eval_stats.json").is_file()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SyntheticSAERunner.resume(tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
         SyntheticSAERunner.resume(tmp_path / "empty")
 
@@ -192,11 +195,11 @@ def test_string_sources_fill_or_check_d_in(tmp_path: Path) -> None:
     runner = SyntheticSAERunner(cfg)
     assert runner.sae.cfg.d_in == 12
     assert runner.run().final_eval is None
-    bad = make_cfg(tmp_path, synthetic_model=str(model_dir), sae={"architecture": "topk", "d_sae": 16, "k": 2,
-                                                                  "d_in": 10})
+    bad = make_cfg(tmp_path / "bad", synthetic_model=str(model_dir), sae={"architecture": "topk", "d_sae": 16,
+                                                                           "k": 2, "d_in": 10})
     with pytest.raises(ValueError, match=r"sae.d_in \(10\) does not match .*hidden_dim \(12\)"):
         SyntheticSAERunner(bad)
-    missing = make_cfg(tmp_path, synthetic_model=str(tmp_path / "nowhere"))
+    missing = make_cfg(tmp_path / "missing", synthetic_model=str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="synthetic_model: .*nowhere"):
         SyntheticSAERunner(missing)
 
