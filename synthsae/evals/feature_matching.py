@@ -14,7 +14,9 @@ much as its ``(k + 1)``-th best, a lower bound on every column left out. Any
 assignment of the full problem maps onto this smaller one at no higher cost, so the
 smaller optimum is a lower bound; when it uses no outside column it is an assignment
 of the full problem and therefore optimal there too. Rows that do take their
-outside column get more candidates and the matching is solved again.
+outside column get more candidates and the matching is solved again. Small problems
+(up to 2**25 values), and square-ish ones that keep needing more candidates, are solved
+from the whole cost matrix instead.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.sparse import coo_array
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 __all__ = [
     "FeatureMatch",
@@ -38,9 +38,17 @@ _NORM_EPS = 1e-8
 _DEFAULT_CHUNK = 512
 # |cos| values computed at once (16 MiB in float32)
 _TILE_ELEMENTS = 1 << 22
-# candidates per row before the first matching: enough for nearly every row in practice
-# (a random 4,096 x 16,384 pair needs no second round); rows that need more get 4x more
+# candidates per row before the first matching: enough for nearly every row when there
+# are several features per latent (a random 4,096 x 16,384 pair needs no second round);
+# rows that need more get 4x more
 _CANDIDATES = 8
+# up to this many |cos| values (256 MiB in float64) the whole cost matrix is built and
+# solved densely, as square-ish problems make many rows compete for the same features
+_DENSE_ENTRIES = 1 << 25
+# after this many candidate rounds a problem of up to _DENSE_FALLBACK_ENTRIES values
+# (2 GiB in float64) is solved densely instead
+_MAX_ROUNDS = 3
+_DENSE_FALLBACK_ENTRIES = 1 << 28
 
 
 def _unit_rows(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -132,11 +140,15 @@ def _optimal_matching_mean(
     ``first`` may hold the top ``_CANDIDATES + 1`` values and indices of every row.
     """
     n, m = small.shape[0], large.shape[0]
+    if n * m <= _DENSE_ENTRIES:
+        return _dense_matching_mean(small, large, chunk_size)
     width = min(_CANDIDATES, m)
     rows = np.arange(n)
     owner = np.full(n, -1)  # which round holds each row's current candidates
     rounds: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
     while True:
+        if len(rounds) == _MAX_ROUNDS and n * m <= _DENSE_FALLBACK_ENTRIES:
+            return _dense_matching_mean(small, large, chunk_size)
         extra = 1 if width < m else 0  # the (width + 1)-th value bounds the columns left out
         if first is not None and width + extra <= first[0].shape[1]:
             values, indices = first[0][:, : width + extra], first[1][:, : width + extra]
@@ -149,6 +161,18 @@ def _optimal_matching_mean(
         if outside.size == 0:
             return float(1.0 - matched_cost.mean())
         rows, width = outside, min(width * 4, m)
+
+
+def _dense_matching_mean(small: torch.Tensor, large: torch.Tensor, chunk_size: int) -> float:
+    """The same optimum from the whole float64 cost matrix ``1 - |cos|`` and the dense solver."""
+    from scipy.optimize import linear_sum_assignment
+
+    cost = np.empty((small.shape[0], large.shape[0]))
+    for start in range(0, small.shape[0], chunk_size):
+        sim = torch.mm(small[start : start + chunk_size], large.T).abs_().nan_to_num_(nan=0.0)
+        cost[start : start + sim.shape[0]] = 1.0 - sim.double().cpu().numpy()
+    rows, cols = linear_sum_assignment(cost)
+    return float(1.0 - cost[rows, cols].mean())
 
 
 def _solve_relaxed(
@@ -167,6 +191,9 @@ def _solve_relaxed(
         parts.append((np.repeat(r, width), i[:, :width].ravel(), 1.0 - v[:, :width].ravel()))
         if width < m:
             parts.append((r, m + r, 1.0 - v[:, width]))
+    from scipy.sparse import coo_array
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
     r_all, c_all, cost_all = (np.concatenate(p) for p in zip(*parts))
     # the solver reads stored zeros as missing edges: shift every cost by 1 (every row is
     # matched exactly once, so the optimum does not move)

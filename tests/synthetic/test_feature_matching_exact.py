@@ -9,6 +9,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from synthsae.evals import feature_matching
 from synthsae.evals.feature_matching import best_matching_features, match_decoder_to_features
 
+_dense_mean = feature_matching._dense_matching_mean
+
 
 def _dense_reference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, torch.Tensor]:
     """MCC from the full float64 |cos| matrix and the dense Hungarian solver, plus the argmax."""
@@ -19,6 +21,17 @@ def _dense_reference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, torch.Ten
     return float(cos[rows, cols].mean()), torch.from_numpy(cos.argmax(axis=1))
 
 
+@pytest.fixture(params=["candidates", "dense"])
+def path(request, monkeypatch):
+    """Run a test through the candidate rounds (never dense) or the dense solver."""
+    if request.param == "candidates":
+        monkeypatch.setattr(feature_matching, "_DENSE_ENTRIES", 0)
+        monkeypatch.setattr(feature_matching, "_DENSE_FALLBACK_ENTRIES", 0)
+    else:
+        monkeypatch.setattr(feature_matching, "_DENSE_ENTRIES", 1 << 40)
+    return request.param
+
+
 def _random(n: int, d: int, seed: int) -> torch.Tensor:
     return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
@@ -27,7 +40,7 @@ def _random(n: int, d: int, seed: int) -> torch.Tensor:
     ("n_sae", "n_gt", "dim", "seed"),
     [(40, 300, 6, 0), (64, 64, 5, 1), (200, 900, 4, 2), (300, 40, 6, 3), (7, 3, 3, 4), (1, 1, 2, 5)],
 )
-def test_equals_dense_hungarian(n_sae, n_gt, dim, seed):
+def test_equals_dense_hungarian(n_sae, n_gt, dim, seed, path):
     # low dimensions make many latents want the same few features, so the first
     # candidates often do not settle the matching and rows must be re-solved
     sae, gt = _random(n_sae, dim, seed), _random(n_gt, dim, seed + 100)
@@ -38,7 +51,7 @@ def test_equals_dense_hungarian(n_sae, n_gt, dim, seed):
     assert match.uniqueness == pytest.approx(torch.unique(argmax).numel() / n_sae)
 
 
-def test_duplicated_latents_force_rows_outside_their_candidates():
+def test_duplicated_latents_force_rows_outside_their_candidates(path):
     # 30 copies of one direction share the same top-8 features: at least 22 of them must
     # be matched outside their first candidates
     gt = _random(500, 8, 6)
@@ -47,7 +60,9 @@ def test_duplicated_latents_force_rows_outside_their_candidates():
     assert match_decoder_to_features(sae, gt).mcc == pytest.approx(expected, abs=1e-12)
 
 
-def test_widening_rounds_are_taken(monkeypatch):
+def test_widening_rounds_are_taken(monkeypatch, path):
+    if path == "dense":
+        return
     calls = []
     original = feature_matching._scan_rows
 
@@ -63,7 +78,7 @@ def test_widening_rounds_are_taken(monkeypatch):
     assert len(calls) >= 2 and max(calls) > calls[0]
 
 
-def test_float32_inputs_agree_with_float64_reference():
+def test_float32_inputs_agree_with_float64_reference(path):
     sae, gt = _random(128, 16, 10).float(), _random(1000, 16, 11).float()
     expected, argmax = _dense_reference(sae, gt)
     match = match_decoder_to_features(sae, gt)
@@ -73,6 +88,7 @@ def test_float32_inputs_agree_with_float64_reference():
 
 def test_never_builds_the_sae_by_feature_matrix(monkeypatch):
     monkeypatch.setattr(feature_matching, "_TILE_ELEMENTS", 64 * 250)
+    monkeypatch.setattr(feature_matching, "_DENSE_ENTRIES", 0)  # big problems take this path
     sae, gt = _random(64, 12, 12).float(), _random(2000, 12, 13).float()
 
     class Largest(TorchDispatchMode):
@@ -96,3 +112,18 @@ def test_best_match_keeps_the_first_of_tied_columns():
     sae = torch.tensor([[2.0, 0.0], [0.0, -1.0]])
     assert best_matching_features(sae, gt, chunk_size=1).tolist() == [0, 1]
     np.testing.assert_allclose(match_decoder_to_features(sae, gt).mcc, 1.0, atol=1e-6)
+
+
+def test_square_problems_that_keep_competing_fall_back_to_the_dense_solver(monkeypatch):
+    monkeypatch.setattr(feature_matching, "_DENSE_ENTRIES", 0)
+    monkeypatch.setattr(feature_matching, "_MAX_ROUNDS", 1)
+    solved = []
+
+    def dense(*args):
+        solved.append(1)
+        return _dense_mean(*args)
+
+    monkeypatch.setattr(feature_matching, "_dense_matching_mean", dense)
+    sae, gt = _random(300, 6, 14), _random(300, 6, 15)  # square and low-dimensional: many ties
+    assert match_decoder_to_features(sae, gt).mcc == pytest.approx(_dense_reference(sae, gt)[0], abs=1e-12)
+    assert solved == [1]
