@@ -127,16 +127,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-cap-gib", type=float, default=16.0)
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--reference", action="store_true")
+    parser.add_argument("--reference-only", action="store_true", help="skip synthsae's phases")
     parser.add_argument("--reference-python", default=str(REFERENCE_PYTHON))
     parser.add_argument("--reference-timeout", type=float, default=900.0)
     args = parser.parse_args(argv)
     opts = {"threads": args.threads, "batch_size": args.batch_size, "batches": args.batches,
             "cap_gib": args.memory_cap_gib, "dir": str(Path(args.dir).resolve())}
-    results = {"build_save": run(sys.executable, BUILD, opts, args.timeout)}
-    print(json.dumps(results["build_save"]), flush=True)
-    results["load"] = run(sys.executable, LOAD, opts, args.timeout)
-    print(json.dumps(results["load"]), flush=True)
-    if args.reference:
+    results = {}
+    if not args.reference_only:
+        results["build_save"] = run(sys.executable, BUILD, opts, args.timeout)
+        print(json.dumps(results["build_save"]), flush=True)
+        results["load"] = run(sys.executable, LOAD, opts, args.timeout)
+        print(json.dumps(results["load"]), flush=True)
+    if args.reference or args.reference_only:
         sys.path.insert(0, str(REPO))
         from synthsae.synthetic.presets import synth_sae_bench_1m
 
