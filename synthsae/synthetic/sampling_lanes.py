@@ -12,6 +12,7 @@ the cores).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,16 @@ def merge_rows(parts: list[SparseBatch]) -> SparseBatch:
         torch.cat([p.values for p in parts]),
         parts[0].num_features,
     )
+
+
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: start a new pool there."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _shared_pool() -> ThreadPoolExecutor:

@@ -67,3 +67,20 @@ def test_lanes_are_independent_draws_with_the_right_rates():
     assert not torch.equal(lanes[0], lanes[1])
     corr = torch.corrcoef(torch.stack([lanes[0].flatten(), lanes[1].flatten()]))[0, 1]
     assert abs(float(corr)) < 0.01
+
+
+def test_sampling_works_in_a_forked_child():
+    import multiprocessing
+
+    gen = ActivationGenerator(32, 0.2, seed=9)
+    gen.sample_sparse(4 * MIN_LANE_ROWS)  # the parent's worker pool exists now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        nnz = pool.apply_async(_child_draw).get(timeout=120)
+    assert nnz > 0
+
+
+def _child_draw() -> int:
+    torch.set_num_threads(2)
+    gen = ActivationGenerator(32, 0.2, seed=10)
+    return gen.sample_sparse(4 * MIN_LANE_ROWS).nnz
