@@ -81,6 +81,7 @@ def test_replace_dir_swaps_a_whole_folder(tmp_path: Path) -> None:
 def test_saved_saes_models_checkpoints_and_configs_get_the_umask_modes(tmp_path: Path, umask: int) -> None:
     tmp_path = tmp_path / "w"  # pytest makes its own folders 0700
     from synthsae import TopKTrainingSAE, TopKTrainingSAEConfig
+    from synthsae.config_values import write_config_file
     from synthsae.synthetic import SyntheticModel, SyntheticModelConfig
     from synthsae.training.checkpoint import save_state, write_checkpoint
 
@@ -91,7 +92,7 @@ def test_saved_saes_models_checkpoints_and_configs_get_the_umask_modes(tmp_path:
     model = SyntheticModel(model_cfg)
     model.save(tmp_path / "model")
     model.save(tmp_path / "model")  # replacing an existing model folder keeps the modes too
-    model_cfg.to_yaml_file(tmp_path / "configs" / "model.yaml")
+    write_config_file(tmp_path / "configs" / "model.yaml", model_cfg.to_dict())
 
     def write(folder: Path) -> None:
         sae.save_model(folder)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import torch
 
 from synthsae._progress import progress_bar
+from synthsae.config_values import check_int
 from synthsae.evals.metrics import (
     ClassificationMetrics,
     ClassificationMetricsCalculator,
@@ -22,6 +23,9 @@ from synthsae.evals.metrics import (
     match_decoder_to_features,
 )
 from synthsae.synthetic.sparse_batch import SparseBatch
+
+_PROGRESS_DELAY_S = 2.0
+"""Seconds an eval runs before its progress bar appears (so short evals stay silent)."""
 
 EVAL_CHUNK_ELEMENTS = 1 << 24
 """With ``batch_size=None``, chunks hold about this many elements per ``[rows, width]``
@@ -119,12 +123,8 @@ def _check_inputs(sae: Any, feature_dict: Any, num_samples: int, batch_size: int
         raise ValueError(
             f"SAE d_in (W_dec.shape[1]) is {d_in} but feature_dict.hidden_dim is {hidden_dim}; they must be equal"
         )
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
-    ):
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    check_int("num_samples", num_samples, at_least=1)
+    check_int("batch_size", batch_size, at_least=1, optional=True)
 
 
 def _sample(
@@ -176,7 +176,7 @@ def eval_sae_on_synthetic_data(
             the batch size: pass ``batch_size`` explicitly to compare such SAEs.
         activation_scaler: object with ``scale(x)`` / ``unscale(x)`` placed around
             the SAE; identity if ``None``. Metrics are taken in the unscaled space.
-        show_progress: show a tqdm progress bar.
+        show_progress: show a tqdm progress bar once the eval has run for 2 s.
 
     Raises:
         ValueError: if the SAE's ``d_in`` differs from ``feature_dict.hidden_dim``, or
@@ -234,7 +234,9 @@ def _run_eval(
     )
 
     done = 0
-    with progress_bar(total=num_samples, show=show_progress, desc="eval", unit="sample") as bar:
+    # the bar appears only once the eval has run for a while: short evals print nothing
+    with progress_bar(total=num_samples, show=show_progress, desc="eval", unit="sample", delay=_PROGRESS_DELAY_S,
+                      leave=False) as bar:
         while done < num_samples:
             b = min(chunk, num_samples - done)
             gt, x = _sample(feature_dict, generator, b)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from synthsae._tensors import unit_rows
+
 __all__ = [
     "FeatureMatch",
     "best_matching_features",
@@ -34,7 +36,6 @@ __all__ = [
     "mean_correlation_coefficient",
 ]
 
-_NORM_EPS = 1e-8
 _DEFAULT_CHUNK = 512
 # |cos| values computed at once (16 MiB in float32)
 _TILE_ELEMENTS = 1 << 22
@@ -49,12 +50,6 @@ _DENSE_ENTRIES = 1 << 25
 # (2 GiB in float64) is solved densely instead
 _MAX_ROUNDS = 3
 _DENSE_FALLBACK_ENTRIES = 1 << 28
-
-
-def _unit_rows(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Rows scaled to unit length, in ``dtype``; zero rows stay zero."""
-    x = x.detach().to(dtype)
-    return x / x.norm(dim=1, keepdim=True).clamp_min(_NORM_EPS)
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
@@ -85,7 +80,7 @@ class FeatureMatch:
 
 def _unit_pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     dtype = torch.float64 if torch.float64 in (a.dtype, b.dtype) else torch.float32
-    return _unit_rows(a, dtype), _unit_rows(b.to(a.device), dtype)
+    return unit_rows(a, dtype), unit_rows(b.to(a.device), dtype)
 
 
 def _scan_rows(

@@ -202,7 +202,8 @@ def plot_sae_feature_similarity(
         decoder_only: draw only the decoder panel.
         show_values: print each similarity with two decimals (only for matrices of
             at most 4,096 cells; larger ones warn and skip the numbers).
-        height, width: figure size in pixels (at 100 pixels per inch).
+        height: figure height in pixels (at 100 pixels per inch).
+        width: figure width in pixels (at 100 pixels per inch).
         save_path: write the figure there; the format follows the suffix (``.png``,
             ``.svg``, ``.pdf``, ...; none means PNG). Parent folders are created.
         show_plot: also hand the figure to pyplot and call ``plt.show()``. Off by

@@ -71,6 +71,7 @@ from synthsae.runs.runner_files import (
 )
 from synthsae.runs.runner_hooks import (
     PeriodicEval,
+    WandbHistograms,
     warn_if_slow_autocast,
 )
 from synthsae.saes.base import TrainingSAE
@@ -238,6 +239,11 @@ class SyntheticSAERunner:
         runner._model_dir = point.model_dir.resolve() if point.model_dir is not None else None
         return runner
 
+    @property
+    def resume_point(self) -> ResumePoint | None:
+        """The checkpoint this runner continues from (:meth:`resume`), ``None`` for a fresh run."""
+        return self._resume
+
     # ------------------------------------------------------------------ run
     def run(self) -> SyntheticSAERunnerResult:
         """Train, evaluate and save; see the module docstring.
@@ -277,7 +283,7 @@ class SyntheticSAERunner:
         self.paused_seconds = 0.0  # seconds spent in evals and checkpoint writes
         callbacks: list[Any] = [logger]
         if self.rank == 0:  # the other ranks wait for its evals at the next gradient all_reduce
-            callbacks.append(PeriodicEval(self, logger))
+            callbacks += [PeriodicEval(self, logger), WandbHistograms(self, logger)]
         if cfg.checkpoint_path is not None and cfg.n_checkpoints > 0:
             thresholds = checkpoint_thresholds(cfg.training_samples, cfg.n_checkpoints)
             callbacks.append(SampleThresholdCallback(thresholds, lambda t: self._checkpoint(t, final=False)))
@@ -314,6 +320,7 @@ class SyntheticSAERunner:
                     "final/steps": trainer.step - start_step}, trainer.step)
         if out is not None and self.rank == 0:
             save_outputs(self, out, final_eval, errors)
+            logger.log_model_artifact(out, logger.cfg.run_name or cfg.default_run_name(), aliases=["final"])
         if errors:
             warnings.warn("the run finished but could not write " + "; ".join(errors)
                           + " (the result holds the trained SAE and its metrics)", UserWarning, stacklevel=3)
@@ -365,6 +372,7 @@ class SyntheticSAERunner:
                 self.sae, self.synthetic_model.feature_dict, self.synthetic_model.activation_generator,
                 num_samples=num_samples or self.cfg.eval_samples, batch_size=self.cfg.batch_size,
                 activation_scaler=scaler if scaler is not None and scaler.scaling_factor is not None else None,
+                show_progress=self.cfg.show_progress,
             )
 
     def histograms(self) -> dict[str, torch.Tensor]:

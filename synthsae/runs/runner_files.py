@@ -23,7 +23,6 @@ from synthsae.output_folders import clear_output_folder
 from synthsae.runs.resume_point import RUNNER_STATE_STEM
 from synthsae.runs.run_folders import RunFolders, relative_to, write_run_info
 from synthsae.runs.runner_config import RUNNER_CONFIG_FILENAME
-from synthsae.runs.runner_hooks import raise_if_non_finite
 from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_atomic
 from synthsae.training import checkpoint as ckpt
 from synthsae.training import distributed
@@ -47,7 +46,7 @@ def write_runner_checkpoint(runner: SyntheticSAERunner, trainer: Trainer, final:
     each rank's data-generator and RNG state are collectives); rank 0 writes.
     """
     t0 = time.perf_counter()
-    raise_if_non_finite(trainer)
+    trainer.check_finite()  # refuse to checkpoint a state reached through a NaN/inf loss
     root = Path(runner.cfg.checkpoint_path)  # type: ignore[arg-type]
     name = f"final_{trainer.samples_seen}" if final else str(trainer.samples_seen)
     rng = ckpt.capture_rng_state()

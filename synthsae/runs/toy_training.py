@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from synthsae.config_values import check_int
 from synthsae.runs.activation_iterator import SyntheticActivationIterator
 from synthsae.training.trainer import (
     SampleThresholdCallback,
@@ -48,27 +49,28 @@ def train_toy_sae(
 
     Args:
         sae: the training SAE; its ``d_in`` must equal ``feature_dict.hidden_dim``.
-        feature_dict, activations_generator: the synthetic data source.
+        feature_dict: the true feature directions of the synthetic data source.
+        activations_generator: the firing process of the synthetic data source.
         training_samples: rows to train on (``>= batch_size``).
         batch_size: rows per step.
-        lr, lr_warm_up_steps, lr_decay_steps: learning-rate schedule.
+        lr: the Adam learning rate.
+        lr_warm_up_steps: steps of linear warm-up up to ``lr`` (0: none).
+        lr_decay_steps: final steps of linear decay towards 0 (0: none).
         device: where the SAE trains (batches are moved there).
         n_snapshots: number of evenly spaced calls of ``snapshot_fn(trainer)`` during
             training (needs ``snapshot_fn``).
         snapshot_fn: receives the :class:`~synthsae.training.trainer.Trainer` (``trainer.sae``,
             ``trainer.step``, ``trainer.samples_seen``, ...).
-        autocast_sae / autocast_data: bf16 autocast for the SAE / for data generation.
+        autocast_sae: bf16 autocast of the SAE's training step.
+        autocast_data: bf16 autocast of data generation.
         show_progress: show a tqdm progress bar.
     """
     d_in, hidden_dim = sae.cfg.d_in, feature_dict.hidden_dim
     if d_in != hidden_dim:
         raise ValueError(f"sae.cfg.d_in ({d_in}) must equal feature_dict.hidden_dim ({hidden_dim})")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int > 0, got {batch_size!r}")
-    if isinstance(training_samples, bool) or not isinstance(training_samples, int) or training_samples < batch_size:
-        raise ValueError(f"training_samples must be an int >= batch_size ({batch_size}), got {training_samples!r}")
-    if isinstance(n_snapshots, bool) or not isinstance(n_snapshots, int) or n_snapshots < 0:
-        raise ValueError(f"n_snapshots must be an int >= 0, got {n_snapshots!r}")
+    batch_size = check_int("batch_size", batch_size, at_least=1)
+    training_samples = check_int("training_samples", training_samples, at_least=batch_size)
+    n_snapshots = check_int("n_snapshots", n_snapshots, at_least=0)
     if n_snapshots > 0 and snapshot_fn is None:
         raise ValueError(f"n_snapshots={n_snapshots} needs a snapshot_fn to call at each snapshot")
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from synthsae._tensors import unit_rows_
 from synthsae.synthetic.orthogonalize_steps import (
     PRECISIONS,
     adam_steps,
@@ -110,18 +111,14 @@ def orthogonalize_embeddings(
     return e
 
 
-def _normalize_rows_(x: torch.Tensor) -> None:
-    x.div_(x.norm(dim=1, keepdim=True).clamp_(min=1e-12))
-
-
 def _orthogonalize_in_place(e: torch.Tensor, num_steps: int, lr: float, show_progress: bool, precision: str) -> None:
     """:func:`orthogonalize_embeddings` overwriting ``e`` (no second ``[N, D]`` copy)."""
     low_precision = resolve_precision(precision, e)
     with torch.no_grad():
-        _normalize_rows_(e)
+        unit_rows_(e)
         if num_steps > 0 and e.numel() > 0:
             adam_steps(e, num_steps, lr, low_precision, show_progress)
-            _normalize_rows_(e)
+            unit_rows_(e)
 
 
 def orthogonal_initializer(

@@ -16,9 +16,10 @@ Each function returns a fresh config; ``PRESETS`` maps their names to them and
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
+from dataclasses import replace
 
+from synthsae.config_values import did_you_mean
 from synthsae.synthetic.firing_probabilities import ZipfianFiringProbabilityConfig
 from synthsae.synthetic.hierarchy.config import HierarchyConfig
 from synthsae.synthetic.magnitudes import FoldedNormalMagnitudeConfig, LinearMagnitudeConfig
@@ -29,6 +30,7 @@ from synthsae.synthetic.model_config import (
 )
 
 __all__ = [
+    "DEFAULT_PRESET",
     "PRESETS",
     "cpu_medium",
     "cpu_small",
@@ -37,6 +39,9 @@ __all__ = [
     "synth_sae_bench_1m",
     "synth_sae_bench_scaled",
 ]
+
+DEFAULT_PRESET = "cpu_small"
+"""The model every command uses when given none (`synthsae sample`, `train`'s demo job, `bench`)."""
 
 
 def synth_sae_bench_16k() -> SyntheticModelConfig:
@@ -88,14 +93,14 @@ def synth_sae_bench_scaled(
     ratio = _BENCH_FEATURES / num_features
     base = synth_sae_bench_16k()
     assert base.hierarchy is not None
-    return dataclasses.replace(
+    return replace(
         base,
         num_features=num_features,
         hidden_dim=hidden_dim,
         firing_probability=ZipfianFiringProbabilityConfig(
             exponent=0.5, max_prob=min(1.0, 0.4 * ratio**0.5), min_prob=5e-4 * ratio
         ),
-        hierarchy=dataclasses.replace(base.hierarchy, total_root_nodes=max(1, round(128 / ratio))),
+        hierarchy=replace(base.hierarchy, total_root_nodes=max(1, round(128 / ratio))),
         orthogonalization=OrthogonalizationConfig(num_steps=orthogonalization_steps, lr=orthogonalization_lr),
     )
 
@@ -110,28 +115,16 @@ def synth_sae_bench_1m() -> SyntheticModelConfig:
 
 
 def cpu_medium() -> SyntheticModelConfig:
-    """2,048 features in 256 dims built like SynthSAEBench-16k: Zipf(0.5, 0.4 -> 2e-3), a
-    forest of 16 roots (branching 4, depth 3, all ME, compensated, parent-scaled),
-    low-rank correlation (25, 0.1), 100 orthogonalisation steps at lr 3e-4, magnitudes
-    5 -> 4 and folded-normal(0.5, 0.5), bias 0.5, seed 42. True L0 is about 12."""
-    return SyntheticModelConfig(
+    """2,048 features in 256 dims built like SynthSAEBench-16k (every other setting is
+    :func:`synth_sae_bench_16k`'s): Zipf(0.5, 0.4 -> 2e-3) and a forest of 16 roots
+    instead of 128. True L0 is about 12."""
+    bench = synth_sae_bench_16k()
+    return replace(
+        bench,
         num_features=2_048,
         hidden_dim=256,
-        firing_probability=ZipfianFiringProbabilityConfig(exponent=0.5, max_prob=0.4, min_prob=2e-3),
-        hierarchy=HierarchyConfig(
-            total_root_nodes=16,
-            branching_factor=4,
-            max_depth=3,
-            mutually_exclusive_portion=1.0,
-            compensate_probabilities=True,
-            scale_children_by_parent=True,
-        ),
-        orthogonalization=OrthogonalizationConfig(num_steps=100, lr=3e-4),
-        correlation=LowRankCorrelationConfig(rank=25, correlation_scale=0.1),
-        mean_firing_magnitudes=LinearMagnitudeConfig(start=5.0, end=4.0),
-        std_firing_magnitudes=FoldedNormalMagnitudeConfig(mean=0.5, std=0.5),
-        bias=0.5,
-        seed=42,
+        firing_probability=replace(bench.firing_probability, min_prob=2e-3),
+        hierarchy=replace(bench.hierarchy, total_root_nodes=16),
     )
 
 
@@ -176,5 +169,5 @@ def get_preset(name: str) -> SyntheticModelConfig:
     """
     key = name.replace("-", "_") if isinstance(name, str) else name
     if key not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; available presets: {', '.join(PRESETS)}")
+        raise ValueError(f"unknown preset {name!r}{did_you_mean(key, PRESETS)}; available presets: {', '.join(PRESETS)}")
     return PRESETS[key]()
