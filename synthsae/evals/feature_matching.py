@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 _DEFAULT_CHUNK = 512
+# rows shorter than this count as zero-length (similarity 0 with everything), as in unit_rows
+_NORM_EPS = 1e-8
 # |cos| values computed at once (16 MiB in float32)
 _TILE_ELEMENTS = 1 << 22
 # candidates per row before the first matching: enough for nearly every row when there
@@ -78,13 +80,28 @@ class FeatureMatch:
     best_match: torch.Tensor
 
 
-def _unit_pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+class _UnitTiles:
+    """The rows of ``x`` as unit vectors in ``dtype``, normalised one tile at a time: the
+    many-row side (a million features are 3 GiB) is never copied whole."""
+
+    def __init__(self, x: torch.Tensor, dtype: torch.dtype, device: torch.device) -> None:
+        self.x = x.detach().to(device)
+        self.dtype = dtype
+        self.inverse_norm = torch.linalg.vector_norm(self.x, dim=1).to(dtype).clamp_min_(_NORM_EPS).reciprocal_()
+        self.num_rows = self.x.shape[0]
+
+    def tile(self, start: int, stop: int) -> torch.Tensor:
+        return self.x[start:stop].to(self.dtype) * self.inverse_norm[start:stop, None]
+
+
+def _unit_pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, _UnitTiles]:
+    """``a``'s rows as unit vectors and ``b``'s as tiles, in the wider of their dtypes."""
     dtype = torch.float64 if torch.float64 in (a.dtype, b.dtype) else torch.float32
-    return unit_rows(a, dtype), unit_rows(b.to(a.device), dtype)
+    return unit_rows(a, dtype), _UnitTiles(b, dtype, a.device)
 
 
 def _scan_rows(
-    a_unit: torch.Tensor, b_unit: torch.Tensor, k: int, chunk_size: int
+    a_unit: torch.Tensor, b_unit: _UnitTiles, k: int, chunk_size: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For each row of ``a_unit``: its ``k`` largest ``|cos|`` with the rows of ``b_unit``
     (descending, ``[n, k]``), their column indices, and the first column of the largest.
@@ -92,7 +109,7 @@ def _scan_rows(
     Tiles of at most ``chunk_size`` rows and ``_TILE_ELEMENTS`` values are computed one
     at a time; NaN similarities count as 0.
     """
-    n, m = a_unit.shape[0], b_unit.shape[0]
+    n, m = a_unit.shape[0], b_unit.num_rows
     k = min(k, m)
     cols = max(1, _TILE_ELEMENTS // chunk_size)
     device = a_unit.device
@@ -103,7 +120,7 @@ def _scan_rows(
         rows = a_unit[start : start + chunk_size]
         run_v = run_i = best_v = best_i = None
         for col in range(0, m, cols):
-            sim = torch.mm(rows, b_unit[col : col + cols].T).abs_().nan_to_num_(nan=0.0)
+            sim = torch.mm(rows, b_unit.tile(col, col + cols).T).abs_().nan_to_num_(nan=0.0)
             tile_v, tile_i = sim.max(dim=1)
             tile_i += col
             if best_v is None or best_i is None:
@@ -127,14 +144,14 @@ def _scan_rows(
 
 
 def _optimal_matching_mean(
-    small: torch.Tensor, large: torch.Tensor, chunk_size: int, first: tuple[torch.Tensor, torch.Tensor] | None = None
+    small: torch.Tensor, large: _UnitTiles, chunk_size: int, first: tuple[torch.Tensor, torch.Tensor] | None = None
 ) -> float:
     """Mean ``|cos|`` of an optimal one-to-one matching of every row of ``small`` (unit rows,
     ``n <= m``) with distinct rows of ``large`` (see the module docstring for why it is exact).
 
     ``first`` may hold the top ``_CANDIDATES + 1`` values and indices of every row.
     """
-    n, m = small.shape[0], large.shape[0]
+    n, m = small.shape[0], large.num_rows
     if n * m <= _DENSE_ENTRIES:
         return _dense_matching_mean(small, large, chunk_size)
     width = min(_CANDIDATES, m)
@@ -158,13 +175,14 @@ def _optimal_matching_mean(
         rows, width = outside, min(width * 4, m)
 
 
-def _dense_matching_mean(small: torch.Tensor, large: torch.Tensor, chunk_size: int) -> float:
+def _dense_matching_mean(small: torch.Tensor, large: _UnitTiles, chunk_size: int) -> float:
     """The same optimum from the whole float64 cost matrix ``1 - |cos|`` and the dense solver."""
     from scipy.optimize import linear_sum_assignment
 
-    cost = np.empty((small.shape[0], large.shape[0]))
+    cost = np.empty((small.shape[0], large.num_rows))
+    columns = large.tile(0, large.num_rows).T  # at most _DENSE_FALLBACK_ENTRIES values
     for start in range(0, small.shape[0], chunk_size):
-        sim = torch.mm(small[start : start + chunk_size], large.T).abs_().nan_to_num_(nan=0.0)
+        sim = torch.mm(small[start : start + chunk_size], columns).abs_().nan_to_num_(nan=0.0)
         cost[start : start + sim.shape[0]] = 1.0 - sim.double().cpu().numpy()
     rows, cols = linear_sum_assignment(cost)
     return float(1.0 - cost[rows, cols].mean())
@@ -224,13 +242,14 @@ def match_decoder_to_features(
         return FeatureMatch(
             0.0, 0.0, torch.zeros(n_sae, dtype=torch.long, device=sae_features.device)
         )
-    sae_unit, gt_unit = _unit_pair(sae_features, gt_features)
+    sae_unit, gt_tiles = _unit_pair(sae_features, gt_features)
     if n_sae <= n_gt:
-        values, indices, best = _scan_rows(sae_unit, gt_unit, _CANDIDATES + 1, chunk_size)
-        mcc = _optimal_matching_mean(sae_unit, gt_unit, chunk_size, first=(values, indices))
+        values, indices, best = _scan_rows(sae_unit, gt_tiles, _CANDIDATES + 1, chunk_size)
+        mcc = _optimal_matching_mean(sae_unit, gt_tiles, chunk_size, first=(values, indices))
     else:
-        best = _scan_rows(sae_unit, gt_unit, 0, chunk_size)[2]
-        mcc = _optimal_matching_mean(gt_unit, sae_unit, chunk_size)
+        best = _scan_rows(sae_unit, gt_tiles, 0, chunk_size)[2]
+        gt_unit, sae_tiles = _unit_pair(gt_features.to(sae_features.device), sae_features)
+        mcc = _optimal_matching_mean(gt_unit, sae_tiles, chunk_size)
     uniqueness = torch.unique(best).numel() / n_sae
     return FeatureMatch(mcc=mcc, uniqueness=uniqueness, best_match=best)
 
