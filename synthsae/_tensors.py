@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["unit_rows"]
+__all__ = ["unit_rows", "unit_rows_"]
 
 _NORM_EPS = 1e-8
 """Rows shorter than this are divided by it instead of their norm, so zero rows stay zero
@@ -18,3 +18,8 @@ def unit_rows(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor
     """
     x = x.detach() if dtype is None else x.detach().to(dtype)
     return x / x.norm(dim=1, keepdim=True).clamp_min(_NORM_EPS)
+
+
+def unit_rows_(x: torch.Tensor) -> torch.Tensor:
+    """:func:`unit_rows` in place (no second copy of a large ``x``); returns ``x``."""
+    return x.div_(x.norm(dim=1, keepdim=True).clamp_min_(_NORM_EPS))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from synthsae.evals.feature_matching import best_matching_features
@@ -36,6 +37,16 @@ def as_sparse_batch_or_dense(acts: torch.Tensor | SparseBatch) -> torch.Tensor |
     if isinstance(acts, torch.Tensor) and acts.is_sparse:
         return SparseBatch.from_sparse_coo(acts)
     return acts
+
+
+def _nonzero_2d(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows and columns of the non-zero entries of a 2-D tensor, row-major (as
+    ``torch.nonzero``; on the CPU through NumPy, several times faster there)."""
+    if z.device.type != "cpu" or z.dtype not in (torch.float32, torch.float64):
+        return torch.nonzero(z, as_tuple=True)
+    flat = torch.from_numpy(np.flatnonzero(z.contiguous().numpy())).to(torch.long)
+    rows = torch.div(flat, z.shape[1], rounding_mode="floor")
+    return rows, flat - rows * z.shape[1]
 
 
 class ClassificationMetricsCalculator:
@@ -125,7 +136,7 @@ class ClassificationMetricsCalculator:
     def _counts_sparse(
         self, z: torch.Tensor, gt: torch.Tensor | SparseBatch, best: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        rows, lat = torch.nonzero(z, as_tuple=True)
+        rows, lat = _nonzero_2d(z)
         if isinstance(gt, SparseBatch):
             latent_col = self._matched_columns(z.device)[1]
             hit = self._active_matched(gt, z.device)[rows, latent_col[lat]]

@@ -27,6 +27,7 @@ from synthsae.synthetic.correlation import (
     validate_low_rank_correlation,
 )
 from synthsae.synthetic.hierarchy.modifier import HierarchyModifier, check_rescaling_means
+from synthsae.synthetic.sampling_lanes import sample_in_lanes
 from synthsae.synthetic.sampling_plan import SamplingPlan
 from synthsae.synthetic.sparse_batch import SparseBatch
 
@@ -123,6 +124,12 @@ class ActivationGenerator(nn.Module):
             ``None`` keeps torch's setting). The sampler runs many small operations,
             which gain little from more threads and lose a lot when the CPU is shared;
             user modifiers and densification run with torch's setting.
+        sampling_workers: the most worker threads for a large CPU batch, which is drawn
+            as independent sub-batches (see :mod:`synthsae.synthetic.sampling_lanes`;
+            the split depends only on the batch size, so a seed gives the same batch
+            with any number of workers). ``None`` (default) uses torch's thread count;
+            set 1 when sampling runs beside other work, e.g. in a data-loading thread.
+            Workers are only used while ``sampling_threads`` is 1.
     """
 
     def __init__(
@@ -146,6 +153,7 @@ class ActivationGenerator(nn.Module):
         device = torch.device(check_device("device", device))
         self.use_sparse_tensors = bool(use_sparse_tensors)
         self.sampling_threads: int | None = 1
+        self.sampling_workers: int | None = None
         self._plan: SamplingPlan | None = None
         self.register_buffer("_firing_probabilities", torch.empty(0, device=device), persistent=False)
         self.register_buffer("_std", torch.empty(0, device=device), persistent=False)
@@ -301,6 +309,14 @@ class ActivationGenerator(nn.Module):
             )
         return self._plan
 
+    def _lane_workers(self) -> int:
+        """Threads for the lanes of a large CPU batch: the caller's torch thread count (at
+        most ``sampling_workers``) when the sampler itself runs single-threaded, else 1."""
+        if self.device.type != "cpu" or self.sampling_threads != 1:
+            return 1
+        workers = torch.get_num_threads()
+        return workers if self.sampling_workers is None else max(1, min(workers, self.sampling_workers))
+
     def _user_form(self, acts: SparseBatch | torch.Tensor) -> torch.Tensor:
         if isinstance(acts, SparseBatch):
             return acts.to_sparse_coo() if self.use_sparse_tensors else acts.to_dense()
@@ -313,9 +329,11 @@ class ActivationGenerator(nn.Module):
         no_autocast = (
             torch.autocast(self.device.type, enabled=False) if self.device.type in ("cpu", "cuda") else nullcontext()
         )
+        workers = self._lane_workers()
         # the sampler's products feed probabilities: keep them in full precision under autocast
         with torch.no_grad(), no_autocast, _cpu_threads(self.sampling_threads, self.device):
-            acts: SparseBatch | torch.Tensor = self._get_plan().sample(batch_size, rng)
+            draw = self._get_plan().sample
+            acts: SparseBatch | torch.Tensor = sample_in_lanes(draw, batch_size, rng, self.device, workers)
         start = 1 if self._fused() is not None else 0
         for mod, wants in zip(self._modifiers[start:], self._wants[start:]):
             if not isinstance(mod, HierarchyModifier):

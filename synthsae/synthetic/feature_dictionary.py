@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthsae._tensors import unit_rows
+from synthsae._tensors import unit_rows_
 from synthsae.config_values import check_device, check_float, check_int
 from synthsae.synthetic.orthogonalize import orthogonal_initializer
 from synthsae.synthetic.sparse_batch import SparseBatch
@@ -76,7 +76,7 @@ class FeatureDictionary(nn.Module):
             generator = torch.Generator(device=device).manual_seed(int(seed))
 
         vectors = torch.randn(self.num_features, self.hidden_dim, generator=generator, device=device)
-        vectors = unit_rows(vectors)
+        unit_rows_(vectors)  # in place: no second [F, D] copy
         self.feature_vectors = nn.Parameter(vectors)
 
         if bias_norm is None:

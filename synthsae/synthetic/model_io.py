@@ -64,8 +64,17 @@ def _tensors_of(model: SyntheticModel) -> dict[str, torch.Tensor]:
         tensors["correlation_diag"] = model.correlation_matrix.correlation_diag
     tensors["std_firing_magnitudes"] = ag.std_firing_magnitudes
     tensors["mean_firing_magnitudes"] = ag.mean_firing_magnitudes
-    # own, contiguous CPU copies: safetensors refuses views that share storage
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
+    return {k: _own_cpu(v.detach()) for k, v in tensors.items()}
+
+
+def _own_cpu(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a contiguous CPU tensor that owns its whole storage (safetensors refuses
+    views that share one), copied only when it is not one already: a million-feature
+    dictionary is 3 GiB."""
+    owns = t.is_contiguous() and t.storage_offset() == 0 and t.untyped_storage().nbytes() == t.numel() * t.element_size()
+    if t.device.type == "cpu" and owns:
+        return t
+    return t.to("cpu", copy=True).contiguous()
 
 
 def _write_files(model: SyntheticModel, folder: Path) -> None:

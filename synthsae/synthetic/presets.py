@@ -8,6 +8,9 @@
   benchmark (``synthsae bench --recipe cpu``).
 - :func:`cpu_small`: 512 features in 64 dimensions with a mild hierarchy and
   correlation; builds in well under a second and trains an SAE on a CPU in seconds.
+- :func:`synth_sae_bench_scaled`: the SynthSAEBench-16k recipe at another number of
+  features, with the firing rates rescaled so that L0 stays near 34;
+  :func:`synth_sae_bench_1m` is its 1,048,576-feature instance.
 
 Each function returns a fresh config; ``PRESETS`` maps their names to them and
 :func:`get_preset` looks one up by name.
@@ -28,7 +31,17 @@ from synthsae.synthetic.model_config import (
     SyntheticModelConfig,
 )
 
-__all__ = ["DEFAULT_PRESET", "PRESETS", "cpu_bench", "cpu_medium", "cpu_small", "get_preset", "synth_sae_bench_16k"]
+__all__ = [
+    "DEFAULT_PRESET",
+    "PRESETS",
+    "cpu_bench",
+    "cpu_medium",
+    "cpu_small",
+    "get_preset",
+    "synth_sae_bench_16k",
+    "synth_sae_bench_1m",
+    "synth_sae_bench_scaled",
+]
 
 DEFAULT_PRESET = "cpu_small"
 """The model every command uses when given none (`synthsae sample`, `train`'s demo job, `bench`)."""
@@ -59,6 +72,49 @@ def synth_sae_bench_16k() -> SyntheticModelConfig:
         bias=0.5,
         seed=42,
     )
+
+
+_BENCH_FEATURES = 16_384
+
+
+def synth_sae_bench_scaled(
+    num_features: int, hidden_dim: int = 768, orthogonalization_steps: int = 100, orthogonalization_lr: float = 3e-4
+) -> SyntheticModelConfig:
+    """The SynthSAEBench-16k recipe with ``num_features`` features (>= 1,024).
+
+    With ``r = 16,384 / num_features``: ``128 / r`` roots (the forest covers the same
+    share of the features), Zipf exponent 0.5 from ``0.4 * sqrt(r)`` down to ``5e-4 * r``.
+    The configured rates then sum to the same ~59 per sample as at 16k (about
+    ``F * min + sqrt(F) * max`` for this power law), so L0 stays near 34. Everything
+    else (correlation, magnitudes, bias, seed) is as in :func:`synth_sae_bench_16k`.
+
+    Raises:
+        ValueError: for fewer than 1,024 features (the top rate would pass 1).
+    """
+    if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1024:
+        raise ValueError(f"num_features must be an int >= 1024, got {num_features!r}")
+    ratio = _BENCH_FEATURES / num_features
+    base = synth_sae_bench_16k()
+    assert base.hierarchy is not None
+    return replace(
+        base,
+        num_features=num_features,
+        hidden_dim=hidden_dim,
+        firing_probability=ZipfianFiringProbabilityConfig(
+            exponent=0.5, max_prob=min(1.0, 0.4 * ratio**0.5), min_prob=5e-4 * ratio
+        ),
+        hierarchy=replace(base.hierarchy, total_root_nodes=max(1, round(128 / ratio))),
+        orthogonalization=OrthogonalizationConfig(num_steps=orthogonalization_steps, lr=orthogonalization_lr),
+    )
+
+
+def synth_sae_bench_1m() -> SyntheticModelConfig:
+    """:func:`synth_sae_bench_scaled` with 1,048,576 features in 768 dims: 8,192 roots,
+    Zipf 0.05 -> 7.8e-6, L0 about 34, and 10 orthogonalisation steps at lr 3e-3 (Adam
+    moves each coordinate by about ``lr`` per step, so as far in all as the 16k model's
+    100 steps at 3e-4; one step here costs as much as 64 there). Builds, saves, loads
+    and samples within 16 GiB of memory."""
+    return synth_sae_bench_scaled(1 << 20, hidden_dim=768, orthogonalization_steps=10, orthogonalization_lr=3e-3)
 
 
 def cpu_medium() -> SyntheticModelConfig:
@@ -121,6 +177,7 @@ PRESETS: dict[str, Callable[[], SyntheticModelConfig]] = {
     "cpu_medium": cpu_medium,
     "cpu_bench": cpu_bench,
     "cpu_small": cpu_small,
+    "synth_sae_bench_1m": synth_sae_bench_1m,
 }
 
 

@@ -165,3 +165,77 @@ def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+# ----------------------------------------------------------------- blocks, threads, precision
+def _off_diagonal_square_sum(v: torch.Tensor) -> float:
+    g = v.double() @ v.double().T
+    return float((g - torch.diag(torch.diag(g))).square().sum())
+
+
+def test_result_does_not_depend_on_the_number_of_threads(monkeypatch):
+    from synthsae.synthetic import orthogonalize_steps
+
+    monkeypatch.setattr(orthogonalize_steps, "_BLOCK_ELEMENTS", 40 * 16)  # 40-row blocks: 13 blocks, 8 lanes
+    x = _random(500, 16, dtype=torch.float32)
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results.append(orthogonalize_embeddings(x, num_steps=7, lr=0.01, precision="exact"))
+            assert torch.get_num_threads() == threads  # restored after the run
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+
+
+def test_blocked_steps_match_naive_autograd_in_float64(monkeypatch):
+    from synthsae.synthetic import orthogonalize_steps
+
+    # 300 columns use the 4 x 4 column split of M, 7-row blocks spread over all 8 lanes
+    monkeypatch.setattr(orthogonalize_steps, "_BLOCK_ELEMENTS", 7 * 300)
+    x = _random(60, 300, seed=3)
+    ours = orthogonalize_embeddings(x, num_steps=5, lr=0.01)
+    naive = _naive_orthogonalize(x, num_steps=5, lr=0.01, chunk_size=16)
+    torch.testing.assert_close(ours, naive, rtol=0, atol=1e-10)
+
+
+def test_bfloat16_products_optimise_as_well_as_exact_ones():
+    # 1,024 vectors in 128 dims: the loss can fall from ~N^2/D towards the frame bound
+    # N^2/D - N, 12 % lower
+    x = _random(1024, 128, seed=4, dtype=torch.float32)
+    exact = orthogonalize_embeddings(x, num_steps=40, lr=0.01, precision="exact")
+    low = orthogonalize_embeddings(x, num_steps=40, lr=0.01, precision="bfloat16")
+    start = _off_diagonal_square_sum(x / x.norm(dim=1, keepdim=True))
+    ours, theirs = _off_diagonal_square_sum(low), _off_diagonal_square_sum(exact)
+    assert ours < 0.9 * start  # it optimised
+    # bfloat16 keeps ~3 significant digits of the gradient; Adam's normalised steps move
+    # by ~lr either way, so the loss agrees far better than the 10 % it fell
+    assert abs(ours - theirs) < 1e-4 * theirs
+    # each step moves a coordinate by at most ~lr; a few sign flips of tiny gradients may
+    # differ, but never by more than a handful of steps
+    assert float((low - exact).abs().max()) < 10 * 0.01
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low.norm(dim=1), torch.ones(1024))
+
+
+def test_auto_precision_choice(monkeypatch):
+    from synthsae.synthetic.orthogonalize_steps import resolve_precision
+
+    big = torch.empty(16_384, 768)
+    small = torch.empty(2048, 256)
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: {"avx512_bf16": True})
+    assert resolve_precision("auto", big) is True
+    assert resolve_precision("auto", small) is False  # too little work to matter
+    assert resolve_precision("auto", big.double()) is False
+    assert resolve_precision("exact", big) is False and resolve_precision("bfloat16", small) is True
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: {"avx512_bf16": False, "amx_bf16": False})
+    assert resolve_precision("auto", big) is False
+
+
+def test_bad_precision():
+    with pytest.raises(ValueError, match="precision"):
+        orthogonalize_embeddings(torch.randn(4, 3), precision="half")
+    with pytest.raises(ValueError, match="precision"):
+        orthogonal_initializer(precision="fp8")

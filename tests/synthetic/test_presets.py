@@ -19,7 +19,9 @@ from synthsae.synthetic.presets import (
     cpu_medium,
     cpu_small,
     get_preset,
+    synth_sae_bench_1m,
     synth_sae_bench_16k,
+    synth_sae_bench_scaled,
 )
 from synthsae.synthetic.synthetic_model import SyntheticModel
 
@@ -77,11 +79,36 @@ def test_cpu_bench_is_the_16k_recipe_at_a_quarter_size() -> None:
 
 
 def test_lookup_and_fresh_instances() -> None:
-    assert set(PRESETS) == {"synth_sae_bench_16k", "cpu_medium", "cpu_bench", "cpu_small"}
+    assert set(PRESETS) == {"synth_sae_bench_16k", "cpu_medium", "cpu_bench", "cpu_small", "synth_sae_bench_1m"}
     assert get_preset("cpu-small") == cpu_small()
     assert get_preset("cpu_small") is not get_preset("cpu_small")
     with pytest.raises(ValueError, match="cpu_small"):
         get_preset("huge")
+
+
+def test_scaled_recipe_is_the_16k_model_at_16k_features() -> None:
+    assert synth_sae_bench_scaled(16_384) == synth_sae_bench_16k()
+
+
+@pytest.mark.parametrize("num_features", [4096, 65_536, 1 << 20])
+def test_scaled_recipe_keeps_the_rate_sum(num_features: int) -> None:
+    # the configured rates (before the hierarchy) sum to the same ~59 per sample at every
+    # size, which is what keeps L0 near the 16k model's 34
+    def rate_sum(cfg) -> float:
+        return float(cfg.firing_probability.generate(cfg.num_features).double().sum())
+
+    cfg = synth_sae_bench_scaled(num_features, hidden_dim=512)
+    assert cfg.hidden_dim == 512 and cfg.num_features == num_features
+    assert cfg.hierarchy is not None and cfg.hierarchy.total_root_nodes == 128 * num_features // 16_384
+    assert rate_sum(cfg) == pytest.approx(rate_sum(synth_sae_bench_16k()), rel=0.03)
+
+
+def test_million_feature_preset() -> None:
+    cfg = synth_sae_bench_1m()
+    assert (cfg.num_features, cfg.hidden_dim) == (1 << 20, 768)
+    assert cfg.orthogonalization == OrthogonalizationConfig(num_steps=10, lr=3e-3)
+    with pytest.raises(ValueError, match="num_features"):
+        synth_sae_bench_scaled(512)
 
 
 def _empirical_l0(
