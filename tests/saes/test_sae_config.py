@@ -172,8 +172,21 @@ def test_jumprelu_validation() -> None:
         JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_sparsity_loss_mode="l1")
     with pytest.raises(ValueError, match="jumprelu_bandwidth must be > 0"):
         JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_bandwidth=0)
-    with pytest.raises(ValueError, match="jumprelu_init_threshold must be > 0"):
+    with pytest.raises(ValueError, match="jumprelu_init_threshold must be >= 0"):
         JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_init_threshold=-0.1)
+    assert JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_init_threshold=0.0).jumprelu_init_threshold == 0.0
+
+
+def test_jumprelu_quadratic_mode_needs_a_target_l0_within_d_sae() -> None:
+    with pytest.raises(ValueError, match="target_l0 must be set"):
+        JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_sparsity_loss_mode="quadratic")
+    for bad in (0, -1.0, 8.5):
+        with pytest.raises(ValueError, match=r"target_l0 must be in \(0, d_sae=8\]"):
+            JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_sparsity_loss_mode="quadratic", target_l0=bad)
+    cfg = JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_sparsity_loss_mode="quadratic", target_l0=8)
+    assert cfg.target_l0 == 8.0
+    # other modes ignore target_l0, as the reference does
+    assert JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, target_l0=100.0).target_l0 == 100.0
 
 
 def test_matching_pursuit_validation_and_norm_warning() -> None:

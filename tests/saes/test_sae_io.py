@@ -54,8 +54,10 @@ def _trained_looking(name: str, seed: int = 0) -> TrainingSAE:
         for param_name, param in sae.named_parameters():
             if param_name == "W_dec" and name == "matching_pursuit":
                 continue
-            scale = 0.02 if param_name == "log_threshold" else 0.1
-            param.add_(scale * torch.randn(param.shape, generator=generator))
+            if param_name == "threshold":  # positive, as training keeps it
+                param.copy_(0.05 + 0.1 * torch.rand(param.shape, generator=generator))
+                continue
+            param.add_(0.1 * torch.randn(param.shape, generator=generator))
         if name in ("batchtopk", "matryoshka_batchtopk"):
             sae.topk_threshold.fill_(0.05)
     return sae
