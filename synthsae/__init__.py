@@ -46,6 +46,10 @@ _EXPORTS = {
     "MatchingPursuitSAEConfig": "saes.matching_pursuit",
     "MatchingPursuitTrainingSAE": "saes.matching_pursuit",
     "MatchingPursuitTrainingSAEConfig": "saes.matching_pursuit",
+    "AbsTopKSAE": "saes.abstopk",
+    "AbsTopKSAEConfig": "saes.abstopk",
+    "AbsTopKTrainingSAE": "saes.abstopk",
+    "AbsTopKTrainingSAEConfig": "saes.abstopk",
     # training / logging
     "LoggingConfig": "training.logging",
 }

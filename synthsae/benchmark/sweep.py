@@ -2,7 +2,7 @@
 
 How an L0 target becomes a sparsity setting:
 
-- ``topk``, ``batchtopk``, ``matryoshka_batchtopk``: ``k = target`` (exact for TopK; the
+- ``topk``, ``abstopk``, ``batchtopk``, ``matryoshka_batchtopk``: ``k = target`` (exact for TopK; the
   BatchTopK family hits it on average over a batch, and its inference form, a JumpReLU
   with the learned threshold, close to it).
 - ``matching_pursuit``: ``max_iterations = target`` (at most that many atoms per row).
@@ -57,6 +57,7 @@ L0_RULE_SCALE = 0.13
 
 SPARSITY_KNOBS: dict[str, str] = {
     "topk": "k",
+    "abstopk": "k",
     "batchtopk": "k",
     "matryoshka_batchtopk": "k",
     "matching_pursuit": "max_iterations",

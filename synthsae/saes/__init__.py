@@ -44,6 +44,10 @@ _EXPORTS = {
     "MatchingPursuitSAEConfig": "matching_pursuit",
     "MatchingPursuitTrainingSAE": "matching_pursuit",
     "MatchingPursuitTrainingSAEConfig": "matching_pursuit",
+    "AbsTopKSAE": "abstopk",
+    "AbsTopKSAEConfig": "abstopk",
+    "AbsTopKTrainingSAE": "abstopk",
+    "AbsTopKTrainingSAEConfig": "abstopk",
 }
 
 __all__ = sorted(_EXPORTS)

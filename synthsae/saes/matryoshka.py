@@ -113,7 +113,7 @@ class MatryoshkaBatchTopKTrainingSAE(BatchTopKTrainingSAE):
         if self.cfg.use_matryoshka_aux_loss:
             aux = self.cfg.aux_loss_coefficient * self.matryoshka_aux_loss(step_input, flat_hidden, prefixes)
         else:
-            aux = self.calculate_topk_aux_loss(step_input, hidden_pre, sae_out)
+            aux = self.calculate_topk_aux_loss(step_input.sae_in, sae_out, hidden_pre, step_input.dead_neuron_mask)
         losses = {"auxiliary_reconstruction_loss": aux}
         for width, prefix in zip(self.cfg.matryoshka_widths[:-1], prefixes[:-1]):
             losses[f"inner_mse_loss_{width}"] = self.mse_loss(prefix.view(out_shape), step_input.sae_in)

@@ -2,7 +2,7 @@
 
 An entry pairs a training SAE class and its config with the inference class and config
 that its inference saves load as (``batchtopk`` loads as ``jumprelu``, for example).
-The seven built-in architectures are registered when their modules are imported; every
+The built-in architectures are registered when their modules are imported; every
 lookup here imports them first, so ``get_sae_architecture("topk")`` works on its own.
 """
 
@@ -19,6 +19,7 @@ _BUILTIN_MODULES = (
     "jumprelu",
     "gated",
     "matching_pursuit",
+    "abstopk",
 )
 
 

@@ -211,20 +211,37 @@ class TopKTrainingSAE(TrainingSAE):
         sae_out: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """``{"auxiliary_reconstruction_loss": ...}`` (see :func:`topk_aux_loss`)."""
-        return {"auxiliary_reconstruction_loss": self.calculate_topk_aux_loss(step_input, hidden_pre, sae_out)}
+        loss = self.calculate_topk_aux_loss(step_input.sae_in, sae_out, hidden_pre, step_input.dead_neuron_mask)
+        return {"auxiliary_reconstruction_loss": loss}
 
     def calculate_topk_aux_loss(
-        self, step_input: TrainStepInput, hidden_pre: torch.Tensor, sae_out: torch.Tensor
+        self,
+        sae_in: torch.Tensor,
+        sae_out: torch.Tensor,
+        hidden_pre: torch.Tensor,
+        dead_neuron_mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Dead latents (top ``d_in // 2`` per row, no ReLU) reconstruct the detached residual."""
-        residual = (step_input.sae_in - sae_out).detach().reshape(-1, self.cfg.d_in)
+        """Dead latents (top ``d_in // 2`` per row, no ReLU) reconstruct the detached residual,
+        times ``aux_loss_coefficient``."""
+        return self._dead_latent_loss(sae_in, sae_out, hidden_pre, dead_neuron_mask, by_magnitude=False)
+
+    def _dead_latent_loss(
+        self,
+        sae_in: torch.Tensor,
+        sae_out: torch.Tensor,
+        hidden_pre: torch.Tensor,
+        dead_neuron_mask: torch.Tensor | None,
+        by_magnitude: bool,
+    ) -> torch.Tensor:
+        residual = (sae_in - sae_out).detach().reshape(-1, self.cfg.d_in)
         loss = topk_aux_loss(
             hidden_pre.reshape(-1, self.cfg.d_sae),
-            step_input.dead_neuron_mask,
+            dead_neuron_mask,
             residual,
             self.W_dec,
             self.decoder_scale(),
             self.cfg.d_in // 2,
+            by_magnitude=by_magnitude,
         )
         return self.cfg.aux_loss_coefficient * loss
 

@@ -11,6 +11,7 @@ from sae_helpers import make_sae
 from safetensors.torch import load_file
 
 import synthsae.saes.io as sae_io
+from synthsae.saes.abstopk import AbsTopKSAE
 from synthsae.saes.base import SAE, TrainingSAE
 from synthsae.saes.gated import GatedSAE
 from synthsae.saes.jumprelu import JumpReLUSAE, JumpReLUTrainingSAE
@@ -33,6 +34,7 @@ INFERENCE = {
     # architecture: (inference class, extra cfg keys, tensor names)
     "standard": (StandardSAE, set(), {"W_enc", "b_enc", "W_dec", "b_dec"}),
     "topk": (TopKSAE, {"k", "rescale_acts_by_decoder_norm"}, {"W_enc", "b_enc", "W_dec", "b_dec"}),
+    "abstopk": (AbsTopKSAE, {"k", "rescale_acts_by_decoder_norm"}, {"W_enc", "b_enc", "W_dec", "b_dec"}),
     "batchtopk": (JumpReLUSAE, set(), {"W_enc", "b_enc", "W_dec", "b_dec", "threshold"}),
     "matryoshka_batchtopk": (JumpReLUSAE, set(), {"W_enc", "b_enc", "W_dec", "b_dec", "threshold"}),
     "jumprelu": (JumpReLUSAE, set(), {"W_enc", "b_enc", "W_dec", "b_dec", "threshold"}),
@@ -43,7 +45,7 @@ INFERENCE = {
         {"W_dec", "b_dec"},
     ),
 }
-EXACT_INFERENCE = ("standard", "topk", "jumprelu", "gated", "matching_pursuit")
+EXACT_INFERENCE = ("standard", "topk", "abstopk", "jumprelu", "gated", "matching_pursuit")
 
 
 def _trained_looking(name: str, seed: int = 0) -> TrainingSAE:
