@@ -26,7 +26,12 @@ from synthsae.saes.topk import TopKSAEConfig, TopKTrainingSAEConfig
 def test_base_defaults() -> None:
     cfg = StandardTrainingSAEConfig(d_in=8, d_sae=16)
     assert (cfg.dtype, cfg.device, cfg.apply_b_dec_to_input) == ("float32", "cpu", True)
-    assert (cfg.normalize_activations, cfg.reshape_activations, cfg.metadata) == ("none", "none", {})
+    assert (cfg.normalize_activations, cfg.reshape_activations) == ("none", "none")
+    # metadata as the reference keeps it: format versions plus the training details
+    assert cfg.metadata.sae_lens_version == cfg.metadata["sae_lens_training_version"] == "6.54.12"
+    assert cfg.metadata.training_architecture == "standard"
+    assert cfg.metadata.training_architecture_details["l1_coefficient"] == 1.0
+    assert cfg.metadata.hook_name is None and "hook_name" not in cfg.metadata
     assert cfg.decoder_init_norm == 0.1
     assert (cfg.l1_coefficient, cfg.lp_norm, cfg.l1_warm_up_steps) == (1.0, 1.0, 0)
 
@@ -81,7 +86,8 @@ def test_training_config_round_trip(name: str) -> None:
     cfg = training_config(name, metadata={"note": "x"})
     data = cfg.to_dict()
     assert data["architecture"] == name
-    assert data["metadata"] == {"note": "x"}
+    assert data["metadata"]["note"] == "x"
+    assert data["metadata"]["training_architecture"] == name
     assert TrainingSAEConfig.from_dict(data) == cfg  # class chosen from "architecture"
     assert type(cfg).from_dict(data) == cfg
 
@@ -93,11 +99,12 @@ def test_inference_config_round_trip() -> None:
     assert SAEConfig.from_dict(mp.to_dict()) == mp
 
 
-def test_from_dict_rejects_unknown_keys_naming_them() -> None:
-    data = StandardTrainingSAEConfig(d_in=8, d_sae=16).to_dict()
+def test_from_dict_ignores_unknown_keys_with_a_warning_naming_them() -> None:
+    cfg = StandardTrainingSAEConfig(d_in=8, d_sae=16)
+    data = cfg.to_dict()
     data["l2_coefficient"] = 3
-    with pytest.raises(ValueError, match="l2_coefficient"):
-        StandardTrainingSAEConfig.from_dict(data)
+    with pytest.warns(UserWarning, match=r"ignoring config key\(s\) \['l2_coefficient'\]"):
+        assert StandardTrainingSAEConfig.from_dict(data) == cfg
 
 
 def test_from_dict_rejects_mismatched_class() -> None:
