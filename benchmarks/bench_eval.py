@@ -30,8 +30,8 @@ try:
 except ModuleNotFoundError:  # run from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synthsae.synthetic.evals import default_eval_batch_size, eval_sae_on_synthetic_data
-from synthsae.synthetic.metrics import match_decoder_to_features
+from synthsae.evals.eval_sae import default_eval_batch_size, eval_sae_on_synthetic_data
+from synthsae.evals.metrics import match_decoder_to_features
 from synthsae.synthetic.sparse_batch import SparseBatch
 
 

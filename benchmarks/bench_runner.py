@@ -44,8 +44,8 @@ except ModuleNotFoundError:  # run from a source checkout without installing
 
 from synthsae import SAE
 from synthsae.commands.train import DEFAULT_JOB
+from synthsae.evals.eval_sae import eval_sae_on_synthetic_data
 from synthsae.synthetic import SyntheticModel, SyntheticSAERunner, SyntheticSAERunnerConfig
-from synthsae.synthetic.evals import eval_sae_on_synthetic_data
 from synthsae.synthetic.presets import get_preset
 
 REFERENCE_PYTHON = Path.home() / ".cache" / "synthsae-reference-venv" / "bin" / "python"

@@ -5,8 +5,8 @@ everything about the synthetic ground truth lives in :mod:`synthsae.synthetic`.
 """
 
 from synthsae._lazy import lazy_exports
-
-__version__ = "0.1.0"
+from synthsae._version import __version__
+from synthsae.saes.architectures import class_exports
 
 _EXPORTS = {
     # base classes
@@ -21,35 +21,8 @@ _EXPORTS = {
     "register_sae_architecture": "saes.registry",
     "get_sae_architecture": "saes.registry",
     "list_sae_architectures": "saes.registry",
-    # architectures: training + inference classes and configs
-    "StandardSAE": "saes.standard",
-    "StandardSAEConfig": "saes.standard",
-    "StandardTrainingSAE": "saes.standard",
-    "StandardTrainingSAEConfig": "saes.standard",
-    "TopKSAE": "saes.topk",
-    "TopKSAEConfig": "saes.topk",
-    "TopKTrainingSAE": "saes.topk",
-    "TopKTrainingSAEConfig": "saes.topk",
-    "BatchTopKTrainingSAE": "saes.batchtopk",
-    "BatchTopKTrainingSAEConfig": "saes.batchtopk",
-    "MatryoshkaBatchTopKTrainingSAE": "saes.matryoshka",
-    "MatryoshkaBatchTopKTrainingSAEConfig": "saes.matryoshka",
-    "JumpReLUSAE": "saes.jumprelu",
-    "JumpReLUSAEConfig": "saes.jumprelu",
-    "JumpReLUTrainingSAE": "saes.jumprelu",
-    "JumpReLUTrainingSAEConfig": "saes.jumprelu",
-    "GatedSAE": "saes.gated",
-    "GatedSAEConfig": "saes.gated",
-    "GatedTrainingSAE": "saes.gated",
-    "GatedTrainingSAEConfig": "saes.gated",
-    "MatchingPursuitSAE": "saes.matching_pursuit",
-    "MatchingPursuitSAEConfig": "saes.matching_pursuit",
-    "MatchingPursuitTrainingSAE": "saes.matching_pursuit",
-    "MatchingPursuitTrainingSAEConfig": "saes.matching_pursuit",
-    "AbsTopKSAE": "saes.abstopk",
-    "AbsTopKSAEConfig": "saes.abstopk",
-    "AbsTopKTrainingSAE": "saes.abstopk",
-    "AbsTopKTrainingSAEConfig": "saes.abstopk",
+    # architectures: training + inference classes and configs, from the one table
+    **class_exports("saes."),
     # training / logging
     "LoggingConfig": "training.logging",
 }

@@ -14,14 +14,17 @@ from typing import Any
 def lazy_exports(package: str, table: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """Return ``(__getattr__, __dir__)`` for a package whose names live in submodules.
 
-    ``table`` maps a public name to the submodule (relative to ``package``) that defines it.
+    ``table`` maps a public name to the module that defines it: a path relative to
+    ``package`` (``"hierarchy.node"``) or an absolute one (``"synthsae.evals.metrics"``), so a
+    package can re-export names whose code lives in another stage of the data flow.
     """
 
     def __getattr__(name: str) -> Any:
         module_name = table.get(name)
         if module_name is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        module = importlib.import_module(f"{package}.{module_name}")
+        absolute = module_name.startswith("synthsae.")
+        module = importlib.import_module(module_name if absolute else f"{package}.{module_name}")
         if module_name == name:  # the export is the submodule itself (e.g. ``presets``)
             return module
         return getattr(module, name)

@@ -134,7 +134,7 @@ def test_data_scale_estimate_leaves_the_sampling_stream_alone() -> None:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     """One tiny benchmark, with counts of Trainer constructions and generated batches."""
-    from synthsae.synthetic import training as training_module
+    from synthsae.runs import toy_training as training_module
     from synthsae.training import trainer as trainer_module
 
     calls = {"trainers": [], "batches": 0}
@@ -194,8 +194,8 @@ def test_end_to_end_writes_the_leaderboard(tiny_run: tuple) -> None:
 
 
 def test_saved_saes_load_and_match_their_evals(tiny_run: tuple) -> None:
+    from synthsae.evals.eval_sae import eval_sae_on_synthetic_data
     from synthsae.saes.base import SAE
-    from synthsae.synthetic.evals import eval_sae_on_synthetic_data
 
     result, out, _ = tiny_run
     model = SyntheticModel.load_from_disk(out / "synthetic_model")

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from synthsae.synthetic.runner_config_io import (
+from synthsae.config_values import (
     apply_overrides,
     check_bool,
     check_int,
@@ -194,15 +194,15 @@ class BenchmarkConfig:
             return {}
         if not isinstance(value, Mapping):
             raise TypeError(f"coefficients must map an architecture to a list of numbers, got {value!r}")
-        from synthsae.benchmark.sweep import SPARSITY_KNOBS, canonical_architecture
+        from synthsae.benchmark.sweep import canonical_architecture, sparsity_knobs
 
-        out = {}
+        knobs, out = sparsity_knobs(), {}
         for name, coefs in value.items():
             arch, key = canonical_architecture(str(name)), f"coefficients.{name}"
             if arch not in self.architectures:
                 raise ValueError(f"{key}: {arch!r} is not in architectures {self.architectures}")
-            if SPARSITY_KNOBS[arch] not in ("l1_coefficient", "l0_coefficient"):
-                raise ValueError(f"{key}: {arch} takes its {SPARSITY_KNOBS[arch]} from the L0 targets, "
+            if knobs[arch] not in ("l1_coefficient", "l0_coefficient"):
+                raise ValueError(f"{key}: {arch} takes its {knobs[arch]} from the L0 targets, "
                                  "not a coefficient")
             if isinstance(coefs, (int, float)) and not isinstance(coefs, bool):
                 coefs = [coefs] * len(self.l0_targets)
@@ -217,10 +217,10 @@ class BenchmarkConfig:
             return {}
         if not isinstance(value, Mapping):
             raise TypeError(f"sae_settings must map an architecture to a mapping of fields, got {value!r}")
-        from synthsae.benchmark.sweep import SPARSITY_KNOBS, canonical_architecture
+        from synthsae.benchmark.sweep import canonical_architecture, sparsity_knobs
         from synthsae.saes.registry import get_sae_architecture
 
-        out = {}
+        knobs, out = sparsity_knobs(), {}
         for name, settings in value.items():
             arch = canonical_architecture(str(name))
             if not isinstance(settings, Mapping):
@@ -229,7 +229,7 @@ class BenchmarkConfig:
             reserved = sorted({"d_in", "d_sae", "device", "architecture"} & set(settings))
             if reserved:
                 raise ValueError(f"sae_settings.{arch}: {', '.join(reserved)} are set by the benchmark")
-            if arch in SPARSITY_KNOBS:
+            if arch in knobs:
                 known = sorted({f.name for f in fields(get_sae_architecture(arch).training_cfg_cls) if f.init}
                                - {"d_in", "d_sae", "device"} | {"lr"})
                 unknown = sorted(set(settings) - set(known))

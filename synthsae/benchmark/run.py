@@ -3,9 +3,9 @@
 ``run_benchmark(cfg)`` loads or builds the synthetic model, builds the sweep
 (:func:`~synthsae.benchmark.sweep.build_sweep`), trains every SAE with ONE
 :class:`~synthsae.training.trainer.Trainer` over ONE
-:class:`~synthsae.synthetic.training.SyntheticActivationIterator` (each batch is generated
+:class:`~synthsae.runs.activation_iterator.SyntheticActivationIterator` (each batch is generated
 once and shared), evaluates each SAE's inference form on the same fresh samples with
-:func:`~synthsae.synthetic.evals.eval_sae_on_synthetic_data` (streamed), and, when
+:func:`~synthsae.evals.eval_sae.eval_sae_on_synthetic_data` (streamed), and, when
 ``cfg.output_dir`` is set, writes::
 
     leaderboard.md, leaderboard.csv, leaderboard.json, benchmark_config.json
@@ -37,11 +37,11 @@ from synthsae.benchmark.leaderboard import (
     write_markdown,
 )
 from synthsae.benchmark.sweep import (
-    SPARSITY_KNOBS,
     DataScale,
     SweepRun,
     build_sweep,
     estimate_data_scale,
+    sparsity_knobs,
 )
 from synthsae.training import distributed
 
@@ -144,7 +144,7 @@ def _timed_train_step(slot: Any, times: list[float], index: int, device: torch.d
 
 
 def _train(cfg: BenchmarkConfig, model: Any, runs: list[SweepRun]) -> tuple[list[float], SharedStream, float]:
-    from synthsae.synthetic.training import SyntheticActivationIterator
+    from synthsae.runs.activation_iterator import SyntheticActivationIterator
     from synthsae.training.trainer import Trainer, TrainerConfig
 
     device = torch.device(cfg.device)
@@ -167,7 +167,7 @@ def _train(cfg: BenchmarkConfig, model: Any, runs: list[SweepRun]) -> tuple[list
 
 
 def _evaluate(cfg: BenchmarkConfig, model: Any, run: SweepRun) -> Any:
-    from synthsae.synthetic.evals import eval_sae_on_synthetic_data
+    from synthsae.evals.eval_sae import eval_sae_on_synthetic_data
 
     sae = run.sae.to_inference_sae()
     with _sampling_stream(model, cfg.seed + EVAL_SEED_OFFSET):  # every SAE sees the same eval rows
@@ -201,7 +201,8 @@ def run_benchmark(cfg: BenchmarkConfig, model: Any = None) -> BenchmarkResult:
         if model is None:
             model = load_benchmark_model(cfg)
         build_s = time.perf_counter() - t_start
-        needs_rule = any(SPARSITY_KNOBS[a].endswith("_coefficient") and a not in cfg.coefficients
+        knobs = sparsity_knobs()
+        needs_rule = any(knobs[a].endswith("_coefficient") and a not in cfg.coefficients
                          for a in cfg.architectures)
         scale = estimate_data_scale(model, seed=cfg.seed + SCALE_SEED_OFFSET) if needs_rule else None
         runs = build_sweep(cfg, int(model.hidden_dim), scale)

@@ -39,7 +39,6 @@ __all__ = [
     "L0_RULE_SCALE",
     "L1_RULE_POWER",
     "L1_RULE_SCALE",
-    "SPARSITY_KNOBS",
     "DataScale",
     "SweepRun",
     "build_sweep",
@@ -48,6 +47,7 @@ __all__ = [
     "estimate_data_scale",
     "run_name",
     "settings_for",
+    "sparsity_knobs",
     "sparsity_setting",
 ]
 
@@ -55,17 +55,18 @@ L1_RULE_SCALE = 1.9
 L1_RULE_POWER = 0.75
 L0_RULE_SCALE = 0.13
 
-SPARSITY_KNOBS: dict[str, str] = {
-    "topk": "k",
-    "abstopk": "k",
-    "batchtopk": "k",
-    "matryoshka_batchtopk": "k",
-    "matching_pursuit": "max_iterations",
-    "standard": "l1_coefficient",
-    "gated": "l1_coefficient",
-    "jumprelu": "l0_coefficient",
-}
-"""The config field each supported architecture's L0 target sets."""
+def sparsity_knobs() -> dict[str, str]:
+    """Registered architecture -> the config field its L0 target sets (its config's
+    ``sparsity_field``), for every architecture that has one, built-in or user-registered."""
+    from synthsae.saes.registry import get_sae_architecture, list_sae_architectures
+
+    out = {}
+    for name in list_sae_architectures():
+        cfg_cls = get_sae_architecture(name).training_cfg_cls
+        if cfg_cls is not None and getattr(cfg_cls, "sparsity_field", None):
+            out[name] = cfg_cls.sparsity_field
+    return out
+
 
 ARCHITECTURE_ALIASES: dict[str, str] = {"matryoshka": "matryoshka_batchtopk", "mp": "matching_pursuit"}
 """Short names accepted in ``architectures`` (stored under the registry name)."""
@@ -87,8 +88,9 @@ def canonical_architecture(name: str) -> str:
 
 def check_architecture(name: str) -> None:
     """Raise ``ValueError`` unless ``name`` is a trainable architecture with a sparsity rule."""
-    if name not in SPARSITY_KNOBS:
-        raise ValueError(f"architectures: no L0 rule for {name!r}; supported: {', '.join(SPARSITY_KNOBS)}")
+    knobs = sparsity_knobs()
+    if name not in knobs:
+        raise ValueError(f"architectures: no L0 rule for {name!r}; supported: {', '.join(knobs)}")
     from synthsae.saes.registry import get_sae_architecture
 
     if get_sae_architecture(name).training_cls is None:  # pragma: no cover - built-ins all train
@@ -129,7 +131,7 @@ def sparsity_setting(architecture: str, target: int, scale: DataScale | None,
     only when the rule is used.
     """
     check_architecture(architecture)
-    knob = SPARSITY_KNOBS[architecture]
+    knob = sparsity_knobs()[architecture]
     if knob not in _PENALTY_KNOBS:
         return knob, float(target) if knob == "k" and architecture != "topk" else int(target)
     if coefficient is not None:

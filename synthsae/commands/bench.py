@@ -42,7 +42,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         DEFAULT_PRESET,
         BenchmarkConfig,
     )
-    from synthsae.benchmark.sweep import SPARSITY_KNOBS
+    from synthsae.benchmark.sweep import sparsity_knobs
     from synthsae.synthetic.presets import PRESETS
 
     defaults = BenchmarkConfig()
@@ -73,7 +73,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                 "l0_targets, d_sae, training_samples, batch_size, lr, eval_samples, dead_feature_window, seed, "
                 "device, output_dir, coefficients ({arch: [one per target]}), sae_settings ({arch: {field: value, "
                 f"lr: ...}}), rank_by, save_synthetic_model, plots, show_progress. Architectures: "
-                f"{', '.join(SPARSITY_KNOBS)} (matryoshka and mp are accepted as short names).", width=90)
+                f"{', '.join(sparsity_knobs())} (matryoshka and mp are accepted as short names).", width=90)
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -122,7 +122,7 @@ def build_config(args: argparse.Namespace) -> Any:
     """The :class:`BenchmarkConfig` that the parsed arguments describe (options win over --set,
     --set over the config file)."""
     from synthsae.benchmark.config import BenchmarkConfig
-    from synthsae.synthetic.runner_config_io import parse_override
+    from synthsae.config_values import parse_override
 
     overrides: dict[str, Any] = dict(parse_override(text) for text in args.overrides)
     options = {"preset": args.preset, "model": args.model, "architectures": args.architectures,

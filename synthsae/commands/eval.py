@@ -56,9 +56,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def load_model_for_eval(source: str | None, sae_dir: Path, device: str) -> Any:
     """Resolve ``--model`` (see its help) into a :class:`SyntheticModel`."""
+    from synthsae.runs.runner_config import RUNNER_CONFIG_FILENAME
     from synthsae.synthetic.model_config import SyntheticModelConfig
     from synthsae.synthetic.presets import get_preset
-    from synthsae.synthetic.runner_config import RUNNER_CONFIG_FILENAME
     from synthsae.synthetic.synthetic_model import SyntheticModel
 
     if source is None:
@@ -128,8 +128,8 @@ def format_metrics_table(summary: dict[str, Any], title: str | None = None) -> s
 
 def run(args: argparse.Namespace) -> int:
     """Run ``synthsae eval``; returns the exit code."""
+    from synthsae.evals.eval_sae import eval_sae_on_synthetic_data
     from synthsae.saes.base import SAE
-    from synthsae.synthetic.evals import eval_sae_on_synthetic_data
 
     sae_dir = Path(args.sae_dir).expanduser()
     sae = SAE.load_from_disk(sae_dir, device=args.device)

@@ -95,7 +95,7 @@ def _timestamped_dir(root: Path) -> Path:
 def default_config(output: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Any:
     """The main job's config (see :data:`DEFAULT_JOB`), writing to ``output``
     (default ``runs/<timestamp>``) with checkpoints in ``output/checkpoints``."""
-    from synthsae.synthetic.runner_config import SyntheticSAERunnerConfig
+    from synthsae.runs.runner_config import SyntheticSAERunnerConfig
 
     out = Path(output) if output is not None else _timestamped_dir(Path("runs"))
     data = {**DEFAULT_JOB, "output_path": str(out), "checkpoint_path": str(out / "checkpoints")}
@@ -104,7 +104,7 @@ def default_config(output: str | Path | None = None, overrides: dict[str, Any] |
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from synthsae.synthetic.runner_config import parse_override
+    from synthsae.runs.runner_config import parse_override
 
     values = dict(parse_override(text) for text in args.overrides)
     if args.output is not None:
@@ -134,8 +134,8 @@ def _run(args: argparse.Namespace) -> int:
     import sys
 
     from synthsae.commands.eval import format_metrics_table, metrics_summary
-    from synthsae.synthetic.runner import SyntheticSAERunner
-    from synthsae.synthetic.runner_config import SyntheticSAERunnerConfig
+    from synthsae.runs.runner import SyntheticSAERunner
+    from synthsae.runs.runner_config import SyntheticSAERunnerConfig
     from synthsae.training.trainer import NonFiniteLossError
 
     if args.resume is not None and args.config is not None:

@@ -14,7 +14,7 @@ import numbers
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
@@ -260,6 +260,11 @@ class TrainingSAEConfig(SAEConfig):
     """
 
     decoder_init_norm: float | None = field(default=0.1, kw_only=True)
+
+    sparsity_field: ClassVar[str | None] = None
+    """The config field that sets how many latents fire (``"k"``, ``"l1_coefficient"``, ...):
+    a count of latents (``k``, ``max_iterations``) is set to an L0 target directly, a penalty
+    coefficient is steered towards one. ``None``: ``synthsae bench`` cannot aim it at an L0."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -79,6 +80,8 @@ class GatedSAE(SAE):
 @dataclass
 class GatedTrainingSAEConfig(TrainingSAEConfig):
     """Training config of the gated SAE: the gate's L1 penalty weight and its warm-up."""
+
+    sparsity_field: ClassVar[str | None] = "l1_coefficient"
 
     l1_coefficient: float = 1.0
     l1_warm_up_steps: int = 0

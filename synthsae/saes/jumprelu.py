@@ -15,7 +15,7 @@ JumpReLU and ``+(1 / eps) K`` for Step; without it ``h`` gets only the exact par
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -149,6 +149,8 @@ class JumpReLUTrainingSAEConfig(TrainingSAEConfig):
     ``pre_act_loss_coefficient`` (``None`` = off) pushes dead latents' pre-activations up
     towards their thresholds. The thresholds start at ``jumprelu_init_threshold``.
     """
+
+    sparsity_field: ClassVar[str | None] = "l0_coefficient"
 
     jumprelu_init_threshold: float = 0.01
     jumprelu_bandwidth: float = 0.05

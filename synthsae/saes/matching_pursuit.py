@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -165,6 +166,8 @@ class MatchingPursuitTrainingSAEConfig(TrainingSAEConfig):
     ``decoder_init_norm`` must be 1.0 (unit atoms), which is its default here; any other
     value is replaced by 1.0 with a warning.
     """
+
+    sparsity_field: ClassVar[str | None] = "max_iterations"
 
     residual_threshold: float = 1e-2
     max_iterations: int | None = None

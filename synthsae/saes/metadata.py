@@ -23,7 +23,7 @@ _VERSION_KEYS = ("sae_lens_version", "sae_lens_training_version")
 
 
 def _default_versions() -> dict[str, str]:
-    from synthsae import __version__
+    from synthsae._version import __version__
 
     return {**dict.fromkeys(_VERSION_KEYS, SAE_LENS_FORMAT_VERSION), "synthsae_version": __version__}
 

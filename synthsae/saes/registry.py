@@ -2,8 +2,9 @@
 
 An entry pairs a training SAE class and its config with the inference class and config
 that its inference saves load as (``batchtopk`` loads as ``jumprelu``, for example).
-The built-in architectures are registered when their modules are imported; every
-lookup here imports them first, so ``get_sae_architecture("topk")`` works on its own.
+The built-in architectures (the table in :mod:`synthsae.saes.architectures`) register
+themselves when their modules are imported; every lookup here imports them first, so
+``get_sae_architecture("topk")`` works on its own.
 """
 
 from __future__ import annotations
@@ -11,16 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import NamedTuple
 
-_BUILTIN_MODULES = (
-    "standard",
-    "topk",
-    "batchtopk",
-    "matryoshka",
-    "jumprelu",
-    "gated",
-    "matching_pursuit",
-    "abstopk",
-)
+from synthsae.saes.architectures import BUILTIN_ARCHITECTURES
 
 
 class SAEArchitecture(NamedTuple):
@@ -45,8 +37,8 @@ def _load_builtins() -> None:
     if _builtins_state["loaded"]:
         return
     _builtins_state["loaded"] = True
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(f"synthsae.saes.{module}")
+    for row in BUILTIN_ARCHITECTURES:
+        importlib.import_module(f"synthsae.saes.{row.module}")
 
 
 def _check_pair(

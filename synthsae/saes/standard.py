@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +51,8 @@ class StandardTrainingSAEConfig(TrainingSAEConfig):
     ``l1_coefficient`` weights the penalty (ramped up over ``l1_warm_up_steps``);
     ``lp_norm`` is the p of the norm taken over decoder-norm-weighted latents.
     """
+
+    sparsity_field: ClassVar[str | None] = "l1_coefficient"
 
     l1_coefficient: float = 1.0
     lp_norm: float = 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +103,8 @@ class TopKTrainingSAEConfig(TrainingSAEConfig):
     ``use_sparse_activations`` is accepted for compatibility: training always keeps the
     kept latents sparse internally and returns dense ``feature_acts``.
     """
+
+    sparsity_field: ClassVar[str | None] = "k"
 
     k: int = 100
     use_sparse_activations: bool = False

@@ -1,5 +1,11 @@
 """The ground-truth world: feature dictionaries, firing processes, hierarchies,
-correlations, synthetic models, and SAE evaluation against the true features."""
+correlations and synthetic models.
+
+This is the public namespace of the reference's ``sae_lens.synthetic``: besides the data
+world defined here, it re-exports the evaluation (:mod:`synthsae.evals`) and run
+(:mod:`synthsae.runs`) names that lived in the same module in the reference, so user code
+keeps one import path. The code of those stages lives in its own packages.
+"""
 
 from synthsae._lazy import lazy_exports
 
@@ -60,28 +66,28 @@ _EXPORTS = {
     "Hierarchy": "hierarchy.hierarchy",
     "generate_hierarchy": "hierarchy.generate",
     # evaluation
-    "mean_correlation_coefficient": "metrics",
-    "feature_uniqueness": "metrics",
-    "ClassificationMetrics": "metrics",
-    "ClassificationMetricsCalculator": "metrics",
-    "compute_classification_metrics": "metrics",
-    "L0Calculator": "metrics",
-    "DeadLatentsCalculator": "metrics",
-    "ShrinkageCalculator": "metrics",
-    "ExplainedVarianceCalculator": "metrics",
-    "SyntheticDataEvalResult": "evals",
-    "eval_sae_on_synthetic_data": "evals",
-    "FeatureAbsorptionResult": "absorption",
-    "compute_feature_absorption": "absorption",
+    "mean_correlation_coefficient": "synthsae.evals.metrics",
+    "feature_uniqueness": "synthsae.evals.metrics",
+    "ClassificationMetrics": "synthsae.evals.metrics",
+    "ClassificationMetricsCalculator": "synthsae.evals.metrics",
+    "compute_classification_metrics": "synthsae.evals.metrics",
+    "L0Calculator": "synthsae.evals.metrics",
+    "DeadLatentsCalculator": "synthsae.evals.metrics",
+    "ShrinkageCalculator": "synthsae.evals.metrics",
+    "ExplainedVarianceCalculator": "synthsae.evals.metrics",
+    "SyntheticDataEvalResult": "synthsae.evals.eval_sae",
+    "eval_sae_on_synthetic_data": "synthsae.evals.eval_sae",
+    "FeatureAbsorptionResult": "synthsae.evals.absorption",
+    "compute_feature_absorption": "synthsae.evals.absorption",
     # plots
-    "find_best_feature_ordering": "plotting",
-    "find_best_feature_ordering_from_sae": "plotting",
-    "find_best_feature_ordering_across_saes": "plotting",
-    "plot_sae_feature_similarity": "plotting",
+    "find_best_feature_ordering": "synthsae.evals.plotting",
+    "find_best_feature_ordering_from_sae": "synthsae.evals.plotting",
+    "find_best_feature_ordering_across_saes": "synthsae.evals.plotting",
+    "plot_sae_feature_similarity": "synthsae.evals.plotting",
     # training helpers
-    "SyntheticActivationIterator": "training",
-    "train_toy_sae": "training",
-    "init_sae_to_match_feature_dict": "initialization",
+    "SyntheticActivationIterator": "synthsae.runs.activation_iterator",
+    "train_toy_sae": "synthsae.runs.toy_training",
+    "init_sae_to_match_feature_dict": "synthsae.evals.initialization",
     # synthetic model
     "SyntheticModel": "synthetic_model",
     "SyntheticModelConfig": "model_config",
@@ -94,10 +100,10 @@ _EXPORTS = {
     "presets": "presets",
     "download_synthetic_model": "hub",
     # runner
-    "SyntheticSAERunner": "runner",
-    "SyntheticSAERunnerConfig": "runner_config",
-    "SyntheticSAERunnerResult": "runner",
-    "RUNNER_CONFIG_FILENAME": "runner_config",
+    "SyntheticSAERunner": "synthsae.runs.runner",
+    "SyntheticSAERunnerConfig": "synthsae.runs.runner_config",
+    "SyntheticSAERunnerResult": "synthsae.runs.runner",
+    "RUNNER_CONFIG_FILENAME": "synthsae.runs.runner_config",
 }
 
 __all__ = sorted(_EXPORTS)

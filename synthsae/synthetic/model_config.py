@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import yaml
 
+from synthsae.config_values import load_yaml
 from synthsae.synthetic.checks import non_negative_number as _non_negative
 from synthsae.synthetic.checks import real_number as _finite
 from synthsae.synthetic.firing_probabilities import (
@@ -26,7 +27,6 @@ from synthsae.synthetic.firing_probabilities import (
 )
 from synthsae.synthetic.hierarchy.config import HierarchyConfig
 from synthsae.synthetic.magnitudes import MagnitudeConfig
-from synthsae.synthetic.runner_config_io import load_yaml
 
 __all__ = [
     "SYNTHETIC_MODEL_CONFIG_FILENAME",

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from synthsae.synthetic.evals import SyntheticDataEvalResult, eval_sae_on_synthetic_data
+from synthsae.evals.eval_sae import SyntheticDataEvalResult, eval_sae_on_synthetic_data
+from synthsae.evals.initialization import init_sae_to_match_feature_dict
+from synthsae.evals.metrics import ClassificationMetrics
 from synthsae.synthetic.feature_dictionary import FeatureDictionary
-from synthsae.synthetic.initialization import init_sae_to_match_feature_dict
-from synthsae.synthetic.metrics import ClassificationMetrics
 from synthsae.synthetic.sparse_batch import SparseBatch
 from synthsae.training.activation_scaler import ActivationScaler
 
@@ -321,7 +321,7 @@ def test_log_dict_and_dict_round_trip() -> None:
 
 
 def test_default_batch_size_bounds_memory() -> None:
-    from synthsae.synthetic.evals import default_eval_batch_size
+    from synthsae.evals.eval_sae import default_eval_batch_size
 
     assert default_eval_batch_size(4096, 768, 16_384, dense_ground_truth=False) == 4096
     assert default_eval_batch_size(4096, 768, 16_384, dense_ground_truth=True) == 1024

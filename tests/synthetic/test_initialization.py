@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from synthsae.synthetic.initialization import init_sae_to_match_feature_dict
+from synthsae.evals.initialization import init_sae_to_match_feature_dict
 
 
 class TiedSAE(nn.Module):

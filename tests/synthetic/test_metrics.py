@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from synthsae.synthetic.metrics import (
+from synthsae.evals.metrics import (
     ClassificationMetrics,
     ClassificationMetricsCalculator,
     DeadLatentsCalculator,

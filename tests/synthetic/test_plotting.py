@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from synthsae.synthetic.plotting import (
+from synthsae.evals.plotting import (
     find_best_feature_ordering,
     find_best_feature_ordering_across_saes,
     find_best_feature_ordering_from_sae,

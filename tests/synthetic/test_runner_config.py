@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from synthsae import BatchTopKTrainingSAEConfig, LoggingConfig, StandardTrainingSAEConfig
+from synthsae.runs.runner_config import parse_override, parse_yaml_scalar
 from synthsae.synthetic import (
     RUNNER_CONFIG_FILENAME,
     SyntheticModelConfig,
     SyntheticSAERunnerConfig,
 )
-from synthsae.synthetic.runner_config import parse_override, parse_yaml_scalar
 
 MODEL = SyntheticModelConfig(num_features=32, hidden_dim=16, seed=0)
 SAE = {"architecture": "batchtopk", "d_sae": 32, "k": 4}

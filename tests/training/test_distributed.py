@@ -153,7 +153,7 @@ def _trainer_scenario(rank: int, root: Path) -> None:
 
 def _worker(rank: int, ports: list[int], root_str: str) -> None:
     from synthsae.cli import main
-    from synthsae.synthetic.runner import SyntheticSAERunner
+    from synthsae.runs.runner import SyntheticSAERunner
 
     torch.set_num_threads(1)
     root = Path(root_str)

@@ -15,8 +15,8 @@ from synthsae import (
     TopKTrainingSAE,
     TopKTrainingSAEConfig,
 )
+from synthsae.runs.activation_iterator import SyntheticActivationIterator
 from synthsae.synthetic import ActivationGenerator, FeatureDictionary
-from synthsae.synthetic.training import SyntheticActivationIterator
 
 D_IN, D_SAE, N_FEATURES = 8, 12, 12
 

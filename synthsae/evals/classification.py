@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from synthsae.synthetic.feature_matching import best_matching_features
+from synthsae.evals.feature_matching import best_matching_features
 from synthsae.synthetic.sparse_batch import SparseBatch
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Configuration of :class:`~synthsae.synthetic.runner.SyntheticSAERunner`.
+"""Configuration of :class:`~synthsae.runs.runner.SyntheticSAERunner`.
 
 :class:`SyntheticSAERunnerConfig` has the reference library's fields and defaults, plus
 ``seed`` and ``show_progress``. It is checked when it is built: every bad value raises
@@ -20,9 +20,7 @@ from typing import Any
 
 import torch
 
-from synthsae.saes.config import TrainingSAEConfig
-from synthsae.synthetic.model_config import SyntheticModelConfig
-from synthsae.synthetic.runner_config_io import (
+from synthsae.config_values import (
     apply_overrides,
     load_config_data,
     parse_override,
@@ -30,10 +28,12 @@ from synthsae.synthetic.runner_config_io import (
     unknown_keys_message,
     write_config_file,
 )
-from synthsae.synthetic.runner_config_io import check_bool as _bool
-from synthsae.synthetic.runner_config_io import check_float as _float
-from synthsae.synthetic.runner_config_io import check_int as _int
-from synthsae.synthetic.runner_config_io import check_optional_str as _opt_str
+from synthsae.config_values import check_bool as _bool
+from synthsae.config_values import check_float as _float
+from synthsae.config_values import check_int as _int
+from synthsae.config_values import check_optional_str as _opt_str
+from synthsae.saes.config import TrainingSAEConfig
+from synthsae.synthetic.model_config import SyntheticModelConfig
 from synthsae.training.logging import LoggingConfig
 from synthsae.training.schedules import LRSchedule
 
@@ -101,7 +101,7 @@ def build_sae_config(data: Mapping[str, Any], d_in: int | None = None) -> Traini
 # ------------------------------------------------------------------ the config
 @dataclass
 class SyntheticSAERunnerConfig:
-    """Everything a :class:`~synthsae.synthetic.runner.SyntheticSAERunner` run needs.
+    """Everything a :class:`~synthsae.runs.runner.SyntheticSAERunner` run needs.
 
     Attributes:
         synthetic_model: a :class:`SyntheticModelConfig` (a fresh model is built), or a

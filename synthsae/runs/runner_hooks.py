@@ -1,4 +1,4 @@
-"""Pieces of :class:`~synthsae.synthetic.runner.SyntheticSAERunner`'s training loop: the
+"""Pieces of :class:`~synthsae.runs.runner.SyntheticSAERunner`'s training loop: the
 periodic-eval callback and two guards."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from synthsae.training.logging import MetricsLogger
 from synthsae.training.trainer import Trainer
 
 if TYPE_CHECKING:  # pragma: no cover
-    from synthsae.synthetic.runner import SyntheticSAERunner
-    from synthsae.synthetic.runner_config import SyntheticSAERunnerConfig
+    from synthsae.runs.runner import SyntheticSAERunner
+    from synthsae.runs.runner_config import SyntheticSAERunnerConfig
 
 __all__ = ["PeriodicEval", "raise_if_non_finite", "warn_if_slow_autocast"]
 

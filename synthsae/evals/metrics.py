@@ -1,8 +1,8 @@
 """Metrics that compare an SAE with the ground-truth features it should recover.
 
 This module is the public home of all of them. The decoder-only metrics (MCC,
-uniqueness, best matches) are implemented in :mod:`synthsae.synthetic.feature_matching`
-and the classification scores in :mod:`synthsae.synthetic.classification`; both are
+uniqueness, best matches) are implemented in :mod:`synthsae.evals.feature_matching`
+and the classification scores in :mod:`synthsae.evals.classification`; both are
 re-exported here. The streaming calculators below accumulate per-batch
 statistics on the device of the batch without host synchronisation and only read
 the result back in ``compute()``.
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import torch
 
-from synthsae.synthetic.classification import (
+from synthsae.evals.classification import (
     ClassificationMetrics,
     ClassificationMetricsCalculator,
     as_sparse_batch_or_dense,
     compute_classification_metrics,
 )
-from synthsae.synthetic.feature_matching import (
+from synthsae.evals.feature_matching import (
     FeatureMatch,
     best_matching_features,
     feature_uniqueness,

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import torch
 
 from synthsae._progress import progress_bar
-from synthsae.synthetic.metrics import (
+from synthsae.evals.metrics import (
     ClassificationMetrics,
     ClassificationMetricsCalculator,
     ExplainedVarianceCalculator,

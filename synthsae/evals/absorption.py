@@ -46,13 +46,13 @@ from typing import Any, Union
 import torch
 
 from synthsae._progress import progress_bar
-from synthsae.synthetic.evals import (
+from synthsae.evals.eval_sae import (
     ActivationScalerLike,
     _check_inputs,
     _sample,
     default_eval_batch_size,
 )
-from synthsae.synthetic.feature_matching import _DEFAULT_CHUNK, _unit_rows
+from synthsae.evals.feature_matching import _DEFAULT_CHUNK, _unit_rows
 from synthsae.synthetic.hierarchy.compiled import CompiledHierarchy
 from synthsae.synthetic.hierarchy.hierarchy import Hierarchy
 from synthsae.synthetic.hierarchy.node import HierarchyNode

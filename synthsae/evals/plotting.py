@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from synthsae.synthetic.metrics import best_matching_features
+from synthsae.evals.metrics import best_matching_features
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

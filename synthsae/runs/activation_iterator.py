@@ -1,25 +1,18 @@
-"""Training an SAE on synthetic activations: the batch iterator and ``train_toy_sae``."""
+"""The endless stream of synthetic training batches that the trainer, the runner and the
+benchmark consume: ``SyntheticActivationIterator``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from synthsae.training.trainer import (
-    SampleThresholdCallback,
-    Trainer,
-    TrainerConfig,
-    checkpoint_thresholds,
-)
-
 if TYPE_CHECKING:  # pragma: no cover
-    from synthsae.saes.base import TrainingSAE
     from synthsae.synthetic.activation_generator import ActivationGenerator
     from synthsae.synthetic.feature_dictionary import FeatureDictionary
 
-__all__ = ["SyntheticActivationIterator", "train_toy_sae"]
+__all__ = ["SyntheticActivationIterator"]
 
 
 _CHUNK_ELEMENTS = 1 << 21  # hidden-activation floats drawn per generator call (8 MiB in fp32) ...
@@ -130,72 +123,3 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
         pending = state.get("pending_rows")
         self._chunk = None if pending is None else pending.to(self.feature_dict.feature_vectors.device)
         self._pos = 0
-
-
-def train_toy_sae(
-    sae: TrainingSAE,
-    feature_dict: FeatureDictionary,
-    activations_generator: ActivationGenerator,
-    training_samples: int = 10_000_000,
-    batch_size: int = 1024,
-    lr: float = 3e-4,
-    lr_warm_up_steps: int = 0,
-    lr_decay_steps: int = 0,
-    device: str | torch.device = "cpu",
-    n_snapshots: int = 0,
-    snapshot_fn: Callable[[Trainer], None] | None = None,
-    autocast_sae: bool = False,
-    autocast_data: bool = False,
-    show_progress: bool = True,
-) -> None:
-    """Train ``sae`` in place on ``training_samples`` synthetic activations.
-
-    Adam (betas 0.9/0.999) at a constant ``lr`` (with optional linear warm-up and
-    decay), gradient norm clipped to 1, dead window 1000 steps, sparsity window 2000
-    steps, no logging to files or wandb.
-
-    Args:
-        sae: the training SAE; its ``d_in`` must equal ``feature_dict.hidden_dim``.
-        feature_dict, activations_generator: the synthetic data source.
-        training_samples: rows to train on (``>= batch_size``).
-        batch_size: rows per step.
-        lr, lr_warm_up_steps, lr_decay_steps: learning-rate schedule.
-        device: where the SAE trains (batches are moved there).
-        n_snapshots: number of evenly spaced calls of ``snapshot_fn(trainer)`` during
-            training (needs ``snapshot_fn``).
-        snapshot_fn: receives the :class:`~synthsae.training.trainer.Trainer` (``trainer.sae``,
-            ``trainer.step``, ``trainer.samples_seen``, ...).
-        autocast_sae / autocast_data: bf16 autocast for the SAE / for data generation.
-        show_progress: show a tqdm progress bar.
-    """
-    d_in, hidden_dim = sae.cfg.d_in, feature_dict.hidden_dim
-    if d_in != hidden_dim:
-        raise ValueError(f"sae.cfg.d_in ({d_in}) must equal feature_dict.hidden_dim ({hidden_dim})")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int > 0, got {batch_size!r}")
-    if isinstance(training_samples, bool) or not isinstance(training_samples, int) or training_samples < batch_size:
-        raise ValueError(f"training_samples must be an int >= batch_size ({batch_size}), got {training_samples!r}")
-    if isinstance(n_snapshots, bool) or not isinstance(n_snapshots, int) or n_snapshots < 0:
-        raise ValueError(f"n_snapshots must be an int >= 0, got {n_snapshots!r}")
-    if n_snapshots > 0 and snapshot_fn is None:
-        raise ValueError(f"n_snapshots={n_snapshots} needs a snapshot_fn to call at each snapshot")
-
-    cfg = TrainerConfig(
-        total_training_samples=training_samples,
-        batch_size=batch_size,
-        lr=lr,
-        lr_end=lr,
-        lr_scheduler_name="constant",
-        lr_warm_up_steps=lr_warm_up_steps,
-        lr_decay_steps=lr_decay_steps,
-        device=str(device),
-        autocast=autocast_sae,
-        log_frequency=100,
-        show_progress=show_progress,
-    )
-    callbacks = []
-    if n_snapshots > 0:
-        callbacks.append(SampleThresholdCallback(checkpoint_thresholds(training_samples, n_snapshots), snapshot_fn))  # type: ignore[arg-type]
-    feature_dict.eval()
-    data = SyntheticActivationIterator(feature_dict, activations_generator, batch_size, autocast=autocast_data)
-    Trainer(sae, data, cfg, callbacks).fit()

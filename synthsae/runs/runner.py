@@ -46,17 +46,17 @@ from typing import Any
 
 import torch
 
-from synthsae.saes.base import TrainingSAE
-from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_atomic
-from synthsae.synthetic.evals import SyntheticDataEvalResult, eval_sae_on_synthetic_data
-from synthsae.synthetic.runner_config import RUNNER_CONFIG_FILENAME, SyntheticSAERunnerConfig
-from synthsae.synthetic.runner_hooks import (
+from synthsae.evals.eval_sae import SyntheticDataEvalResult, eval_sae_on_synthetic_data
+from synthsae.runs.activation_iterator import SyntheticActivationIterator
+from synthsae.runs.runner_config import RUNNER_CONFIG_FILENAME, SyntheticSAERunnerConfig
+from synthsae.runs.runner_hooks import (
     PeriodicEval,
     raise_if_non_finite,
     warn_if_slow_autocast,
 )
+from synthsae.saes.base import TrainingSAE
+from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_atomic
 from synthsae.synthetic.synthetic_model import SyntheticModel
-from synthsae.synthetic.training import SyntheticActivationIterator
 from synthsae.training import checkpoint as ckpt
 from synthsae.training import distributed
 from synthsae.training.logging import MetricsLogger
