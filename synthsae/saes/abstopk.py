@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from synthsae.saes.base import TrainStepInput
 from synthsae.saes.registry import register_sae_architecture
@@ -24,6 +25,17 @@ def dense_row_abs_topk(hidden_pre: torch.Tensor, k: int) -> torch.Tensor:
     """Dense latents keeping each row's ``k`` entries of largest magnitude, signed (others 0)."""
     indices = torch.topk(hidden_pre.detach().abs(), k, dim=-1, sorted=False).indices
     return torch.zeros_like(hidden_pre).scatter(-1, indices, hidden_pre.gather(-1, indices))
+
+
+class AbsTopK(nn.Module):
+    """Activation keeping each row's ``k`` entries of largest magnitude, signed (others 0)."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dense_row_abs_topk(x, self.k)
 
 
 @dataclass
@@ -40,6 +52,10 @@ class AbsTopKSAE(TopKSAE):
     """Inference AbsTopK SAE: per row, the ``k`` largest-magnitude pre-activations, signed."""
 
     cfg: AbsTopKSAEConfig
+
+    def get_activation_fn(self) -> nn.Module:
+        """:class:`AbsTopK` with this SAE's ``k``."""
+        return AbsTopK(self.cfg.k)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Signed latents, exactly ``k`` candidates per row."""
@@ -64,6 +80,10 @@ class AbsTopKTrainingSAE(TopKTrainingSAE):
     """AbsTopK SAE for training, with a magnitude-selected dead-latent auxiliary loss."""
 
     cfg: AbsTopKTrainingSAEConfig
+
+    def get_activation_fn(self) -> nn.Module:
+        """:class:`AbsTopK` with this SAE's ``k``."""
+        return AbsTopK(self.cfg.k)
 
     def select(self, hidden_pre: torch.Tensor) -> SparseActivations:
         """Each row's ``k`` largest-magnitude pre-activations, signed."""

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from synthsae.saes.base import (
     SAE,
@@ -24,6 +25,17 @@ def dense_row_topk(hidden_pre: torch.Tensor, k: int) -> torch.Tensor:
     """Dense latents keeping each row's ``k`` largest entries after ReLU (others 0)."""
     values, indices = torch.topk(hidden_pre, k, dim=-1, sorted=False)
     return torch.zeros_like(hidden_pre).scatter(-1, indices, F.relu(values))
+
+
+class TopK(nn.Module):
+    """Activation keeping each row's ``k`` largest entries after ReLU (others 0)."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dense_row_topk(x, self.k)
 
 
 @torch.no_grad()
@@ -68,6 +80,10 @@ class TopKSAE(SAE):
         """Base weights plus a zero ``b_enc``."""
         super().initialize_weights()
         self.b_enc = self.zero_parameter(self.cfg.d_sae)
+
+    def get_activation_fn(self) -> nn.Module:
+        """:class:`TopK` with this SAE's ``k``."""
+        return TopK(self.cfg.k)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Per-row top-``k`` latents (ReLU applied, so fewer than ``k`` can be non-zero)."""
@@ -153,6 +169,10 @@ class TopKTrainingSAE(TrainingSAE):
         """Training weights plus a zero ``b_enc``."""
         super().initialize_weights()
         self.b_enc = self.zero_parameter(self.cfg.d_sae)
+
+    def get_activation_fn(self) -> nn.Module:
+        """:class:`TopK` with this SAE's ``k`` (the activation of :meth:`select`, dense)."""
+        return TopK(self.cfg.k)
 
     # --- pieces shared with BatchTopK and Matryoshka -----------------------------------------
 

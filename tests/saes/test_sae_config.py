@@ -202,11 +202,14 @@ def test_matching_pursuit_validation_and_norm_warning() -> None:
     with pytest.raises(ValueError, match="residual_threshold must be >= 0"):
         MatchingPursuitSAEConfig(d_in=4, d_sae=8, residual_threshold=-1.0)
     with pytest.warns(UserWarning, match="decoder_init_norm must be 1.0"):
-        cfg = MatchingPursuitTrainingSAEConfig(d_in=4, d_sae=8, decoder_init_norm=0.1)
+        cfg = MatchingPursuitTrainingSAEConfig(d_in=4, d_sae=8, decoder_init_norm=0.5)
     assert cfg.decoder_init_norm == 1.0
+    # the field default is the reference's 0.1; it becomes 1.0 without a warning
+    field = next(f for f in dataclasses.fields(MatchingPursuitTrainingSAEConfig) if f.name == "decoder_init_norm")
+    assert field.default == 0.1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        MatchingPursuitTrainingSAEConfig(d_in=4, d_sae=8)
+        assert MatchingPursuitTrainingSAEConfig(d_in=4, d_sae=8).decoder_init_norm == 1.0
 
 
 class TestMatryoshkaWidths:
