@@ -74,8 +74,10 @@ ARCHITECTURE_ALIASES: dict[str, str] = {"matryoshka": "matryoshka_batchtopk", "m
 _PENALTY_KNOBS = ("l1_coefficient", "l0_coefficient")
 
 DEFAULT_SAE_SETTINGS: dict[str, dict[str, Any]] = {
-    # JumpReLU learns log(threshold): from the library default 0.01 it moves too slowly for a
-    # short run; a larger start, a wider straight-through window and a larger lr let it train.
+    # A short run needs JumpReLU thresholds well above the library's 0.01 start, a wider
+    # straight-through window and a larger lr to reach its L0. With the thresholds learned
+    # directly (as in the reference) the default bench lands at L0 4.4 / 7.2 / 21.8 for
+    # targets 5 / 10 / 20 on cpu_small, still within the rule's factor of 1.5.
     "jumprelu": {"lr": 1e-2, "jumprelu_init_threshold": 0.05, "jumprelu_bandwidth": 0.2},
 }
 """Per-architecture settings under the config's ``sae_settings`` (which override them key by key)."""
@@ -123,6 +125,15 @@ def estimate_data_scale(model: Any, num_samples: int = 8192, seed: int = 0) -> D
     return DataScale(float(norms.mean()), float((norms**2).mean()))
 
 
+def _takes_float_k(architecture: str) -> bool:
+    """BatchTopK-style SAEs take a mean ``k`` (a float); TopK and AbsTopK an integer."""
+    from synthsae.saes.batchtopk import BatchTopKTrainingSAEConfig
+    from synthsae.saes.registry import get_sae_architecture
+
+    cfg_cls = get_sae_architecture(architecture).training_cfg_cls
+    return cfg_cls is not None and issubclass(cfg_cls, BatchTopKTrainingSAEConfig)
+
+
 def sparsity_setting(architecture: str, target: int, scale: DataScale | None,
                      coefficient: float | None = None) -> tuple[str, float | int]:
     """``(field, value)`` that aims ``architecture`` at L0 ``target`` (see the module docstring).
@@ -133,7 +144,7 @@ def sparsity_setting(architecture: str, target: int, scale: DataScale | None,
     check_architecture(architecture)
     knob = sparsity_knobs()[architecture]
     if knob not in _PENALTY_KNOBS:
-        return knob, float(target) if knob == "k" and architecture != "topk" else int(target)
+        return knob, float(target) if knob == "k" and _takes_float_k(architecture) else int(target)
     if coefficient is not None:
         return knob, float(coefficient)
     if scale is None:

@@ -286,15 +286,15 @@ class SyntheticSAERunnerConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SyntheticSAERunnerConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> SyntheticSAERunnerConfig:
         """Inverse of :meth:`to_dict`; also reads the reference's ``runner_config.json``.
 
         Raises:
             ValueError: for an unknown or missing key, or a bad value (named in the message).
         """
-        if not isinstance(data, Mapping):
-            raise TypeError(f"a runner config must be a mapping, got {type(data).__name__}")
-        values = {k: v for k, v in data.items() if k not in _IGNORED_KEYS}
+        if not isinstance(d, Mapping):
+            raise TypeError(f"a runner config must be a mapping, got {type(d).__name__}")
+        values = {k: v for k, v in d.items() if k not in _IGNORED_KEYS}
         known = [f.name for f in fields(cls)]
         unknown = [k for k in values if k not in known]
         if unknown:

@@ -67,6 +67,7 @@ _EXPORTS = {
     "generate_hierarchy": "hierarchy.generate",
     # evaluation
     "mean_correlation_coefficient": "synthsae.evals.metrics",
+    "cosine_similarities": "synthsae.evals.feature_matching",
     "feature_uniqueness": "synthsae.evals.metrics",
     "ClassificationMetrics": "synthsae.evals.metrics",
     "ClassificationMetricsCalculator": "synthsae.evals.metrics",

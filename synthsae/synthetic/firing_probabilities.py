@@ -150,13 +150,13 @@ class FiringProbabilityConfig(ABC):
         return {"generator_name": self.generator_name(), **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FiringProbabilityConfig:
+    def from_dict(cls, d: dict[str, Any]) -> FiringProbabilityConfig:
         """Rebuild a config written by :meth:`to_dict`, whatever its concrete class.
 
         Raises:
             ValueError: if ``"generator_name"`` is missing or not registered.
         """
-        return config_from_dict(FIRING_PROB_REGISTRY, data, FiringProbabilityConfig)
+        return config_from_dict(FIRING_PROB_REGISTRY, d, FiringProbabilityConfig)
 
 
 @dataclass
@@ -235,16 +235,16 @@ class ConstantFiringProbabilityConfig(FiringProbabilityConfig):
 
 
 # ------------------------------------------------------------------- registry
-def register_firing_probability(name: str, cls: type[FiringProbabilityConfig]) -> None:
-    """Make ``cls`` available to :meth:`FiringProbabilityConfig.from_dict` under ``name``.
+def register_firing_probability(name: str, config_class: type[FiringProbabilityConfig]) -> None:
+    """Make ``config_class`` available to :meth:`FiringProbabilityConfig.from_dict` under ``name``.
 
     Raises:
-        TypeError: if ``cls`` is not a :class:`FiringProbabilityConfig` subclass.
+        TypeError: if ``config_class`` is not a :class:`FiringProbabilityConfig` subclass.
         ValueError: if ``name`` is already registered.
     """
-    if not (isinstance(cls, type) and issubclass(cls, FiringProbabilityConfig)):
-        raise TypeError(f"cls must be a FiringProbabilityConfig subclass, got {cls!r}")
-    FIRING_PROB_REGISTRY.register(name, cls)
+    if not (isinstance(config_class, type) and issubclass(config_class, FiringProbabilityConfig)):
+        raise TypeError(f"config_class must be a FiringProbabilityConfig subclass, got {config_class!r}")
+    FIRING_PROB_REGISTRY.register(name, config_class)
 
 
 def get_firing_probability_class(name: str) -> type[FiringProbabilityConfig]:

@@ -61,13 +61,13 @@ class MagnitudeConfig(ABC):
         return {"generator_name": self.generator_name(), **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MagnitudeConfig:
+    def from_dict(cls, d: dict[str, Any]) -> MagnitudeConfig:
         """Rebuild a config written by :meth:`to_dict`, whatever its concrete class.
 
         Raises:
             ValueError: if ``"generator_name"`` is missing or not registered.
         """
-        return config_from_dict(MAGNITUDE_REGISTRY, data, MagnitudeConfig)
+        return config_from_dict(MAGNITUDE_REGISTRY, d, MagnitudeConfig)
 
 
 @dataclass
@@ -173,16 +173,16 @@ class FoldedNormalMagnitudeConfig(MagnitudeConfig):
         return values
 
 
-def register_magnitude(name: str, cls: type[MagnitudeConfig]) -> None:
-    """Make ``cls`` available to :meth:`MagnitudeConfig.from_dict` under ``name``.
+def register_magnitude(name: str, config_class: type[MagnitudeConfig]) -> None:
+    """Make ``config_class`` available to :meth:`MagnitudeConfig.from_dict` under ``name``.
 
     Raises:
-        TypeError: if ``cls`` is not a :class:`MagnitudeConfig` subclass.
+        TypeError: if ``config_class`` is not a :class:`MagnitudeConfig` subclass.
         ValueError: if ``name`` is already registered.
     """
-    if not (isinstance(cls, type) and issubclass(cls, MagnitudeConfig)):
-        raise TypeError(f"cls must be a MagnitudeConfig subclass, got {cls!r}")
-    MAGNITUDE_REGISTRY.register(name, cls)
+    if not (isinstance(config_class, type) and issubclass(config_class, MagnitudeConfig)):
+        raise TypeError(f"config_class must be a MagnitudeConfig subclass, got {config_class!r}")
+    MAGNITUDE_REGISTRY.register(name, config_class)
 
 
 def get_magnitude_class(name: str) -> type[MagnitudeConfig]:

@@ -143,7 +143,7 @@ def orthogonal_initializer(
     """
     _check_args(num_steps, lr, chunk_size)
 
-    def initialize(feature_dict: FeatureDictionary) -> None:
+    def initializer(feature_dict: FeatureDictionary) -> None:
         vectors = feature_dict.feature_vectors
         new = orthogonalize_embeddings(
             vectors.detach(),
@@ -155,4 +155,4 @@ def orthogonal_initializer(
         with torch.no_grad():
             vectors.copy_(new)
 
-    return initialize
+    return initializer

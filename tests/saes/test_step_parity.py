@@ -135,3 +135,13 @@ def test_weights_after_the_optimizer_step_match(name: str) -> None:
     assert sorted(state) == sorted(after)
     for tensor_name, expected in after.items():
         assert_matches(state[tensor_name], expected, f"{tensor_name} after the step", extra.get(tensor_name))
+
+
+def test_matryoshka_aux_loss_from_dense_latents_matches_the_reference() -> None:
+    """``calculate_matryoshka_aux_loss`` (the reference's signature) gives the fixture's aux loss."""
+    case, tensors, sae = _load("matryoshka_aux_dead")
+    out = sae.training_forward_pass(TrainStepInput(tensors["x"], {}, tensors["dead_neuron_mask"], 0, False))
+    loss = sae.calculate_matryoshka_aux_loss(
+        tensors["x"], out.sae_out, out.feature_acts, out.hidden_pre, tensors["dead_neuron_mask"]
+    )
+    assert_matches(loss.reshape(()), tensors["loss.auxiliary_reconstruction_loss"], "aux loss")

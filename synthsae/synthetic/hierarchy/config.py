@@ -76,13 +76,13 @@ class HierarchyConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HierarchyConfig:
+    def from_dict(cls, d: dict[str, Any]) -> HierarchyConfig:
         """Inverse of :meth:`to_dict` (unknown keys raise ``ValueError``)."""
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown HierarchyConfig key(s) {unknown}; expected among {sorted(known)}")
-        values = dict(data)
+        values = dict(d)
         if isinstance(values.get("branching_factor"), list):
             values["branching_factor"] = tuple(values["branching_factor"])
         return cls(**values)
