@@ -71,3 +71,18 @@ def test_firing_statistics_count_negative_latents_as_firing() -> None:
     for _ in range(3):
         stats.update(torch.tensor([[-1.0, 0.0, 0.0], [0.0, 0.0, 0.5]]))
     assert stats.dead_mask().tolist() == [False, True, False]
+
+
+def test_evals_count_negative_latents_as_firing() -> None:
+    from synthsae.synthetic import ActivationGenerator, FeatureDictionary, eval_sae_on_synthetic_data
+
+    feature_dict = FeatureDictionary(num_features=8, hidden_dim=4, seed=0)
+    generator = ActivationGenerator(num_features=8, firing_probabilities=torch.full((8,), 0.3), seed=0)
+    sae = AbsTopKTrainingSAE(AbsTopKTrainingSAEConfig(d_in=4, d_sae=6, k=3))
+    with torch.no_grad():
+        sae.b_enc.fill_(-5.0)  # every pre-activation strongly negative: all kept latents are < 0
+    result = eval_sae_on_synthetic_data(sae, feature_dict, generator, num_samples=512)
+    assert result.sae_l0 == 3.0  # k latents per row, all negative, all counted
+    assert result.dead_latents == 0
+    # no latent is ever positive, so counting only z > 0 would give recall exactly 0
+    assert result.classification.recall > 0
