@@ -74,7 +74,11 @@ def test_firing_statistics_count_negative_latents_as_firing() -> None:
 
 
 def test_evals_count_negative_latents_as_firing() -> None:
-    from synthsae.synthetic import ActivationGenerator, FeatureDictionary, eval_sae_on_synthetic_data
+    from synthsae.synthetic import (
+        ActivationGenerator,
+        FeatureDictionary,
+        eval_sae_on_synthetic_data,
+    )
 
     feature_dict = FeatureDictionary(num_features=8, hidden_dim=4, seed=0)
     generator = ActivationGenerator(num_features=8, firing_probabilities=torch.full((8,), 0.3), seed=0)
