@@ -1,4 +1,6 @@
-"""``synthsae eval SAE_DIR --model SOURCE``: evaluate a saved SAE against a synthetic model.
+"""``synthsae eval SAE --model SOURCE``: evaluate a saved SAE against a synthetic model.
+
+``SAE`` is a local folder or an SAE on the Hugging Face hub, ``owner/name:folder/in/repo``.
 
 Also home of :func:`format_metrics_table`, the metrics table ``synthsae train`` prints.
 """
@@ -14,7 +16,7 @@ from typing import Any
 
 from synthsae.commands.arg_types import positive_int
 
-__all__ = ["add_parser", "format_metrics_table", "load_model_for_eval", "metrics_summary", "run"]
+__all__ = ["add_parser", "format_metrics_table", "load_model_for_eval", "load_sae_for_eval", "metrics_summary", "run"]
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -34,7 +36,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "their saved (JumpReLU) form.", width=90),
         formatter_class=_Formatter,
     )
-    p.add_argument("sae_dir", metavar="SAE_DIR", help="folder holding sae_weights.safetensors and cfg.json")
+    p.add_argument("sae_dir", metavar="SAE",
+                   help="folder holding sae_weights.safetensors and cfg.json, or an SAE on the Hugging Face "
+                        "hub as 'owner/name:folder/in/repo' (the folder holding those files; none for the root)")
     p.add_argument(
         "--model",
         metavar="SOURCE",
@@ -85,6 +89,39 @@ def load_model_for_eval(source: str | None, sae_dir: Path, device: str) -> Any:
     return SyntheticModel.load_from_source(source, device=device)
 
 
+def load_sae_for_eval(source: str, device: str) -> tuple[Any, Path]:
+    """The SAE named by the positional argument and the local folder its files are in.
+
+    A local folder loads with ``SAE.load_from_disk``; anything else is read as a hub SAE,
+    ``owner/name[:folder]``, and loads with ``SAE.from_pretrained`` (the hub cache and
+    ``HF_HUB_OFFLINE`` apply). The returned folder is where ``--model``'s default is
+    looked for; for a hub SAE it is the cached folder, with the repo's
+    ``runner_config.json`` next to the SAE fetched when there is one.
+    """
+    from synthsae.saes.base import SAE
+    from synthsae.synthetic.hub import is_local_path, parse_hub_source
+
+    if is_local_path(source):
+        folder = Path(source).expanduser()
+        return SAE.load_from_disk(folder, device=device), folder
+    from synthsae._hub import hub_error
+    from synthsae.runs.runner_config import RUNNER_CONFIG_FILENAME
+    from synthsae.saes.hub import download_sae_file
+    from synthsae.saes.io import SAE_CFG_FILENAME
+
+    repo_id, folder_name = parse_hub_source(source)
+    try:
+        sae = SAE.from_pretrained(repo_id, folder_name or "", device=device)
+    except (OSError, hub_error("EntryNotFoundError")) as err:  # not on the hub, not cached offline, ...
+        raise FileNotFoundError(f"{source!r} is neither a local SAE folder nor an SAE on the hub: {err}") from err
+    folder = download_sae_file(repo_id, folder_name, SAE_CFG_FILENAME).parent
+    try:
+        download_sae_file(repo_id, folder_name, RUNNER_CONFIG_FILENAME)
+    except (hub_error("EntryNotFoundError"), hub_error("LocalEntryNotFoundError")):
+        pass  # no runner config next to the SAE: --model must name the model
+    return sae, folder
+
+
 def metrics_summary(result: Any, d_sae: int | None = None, samples_per_second: float | None = None) -> dict[str, Any]:
     """A flat dict of the headline metrics of a ``SyntheticDataEvalResult``."""
     c = result.classification
@@ -129,10 +166,8 @@ def format_metrics_table(summary: dict[str, Any], title: str | None = None) -> s
 def run(args: argparse.Namespace) -> int:
     """Run ``synthsae eval``; returns the exit code."""
     from synthsae.evals.eval_sae import eval_sae_on_synthetic_data
-    from synthsae.saes.base import SAE
 
-    sae_dir = Path(args.sae_dir).expanduser()
-    sae = SAE.load_from_disk(sae_dir, device=args.device)
+    sae, sae_dir = load_sae_for_eval(args.sae_dir, args.device)
     model = load_model_for_eval(args.model, sae_dir, args.device)
     model.set_sampling_seed(args.seed)
     start = time.perf_counter()
@@ -143,5 +178,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**summary, "eval": result.to_dict(), "samples": args.samples}, indent=2))
     else:
-        print(format_metrics_table(summary, title=f"{sae_dir} on {args.samples:,} samples (eval samples/s)"))
+        print(format_metrics_table(summary, title=f"{args.sae_dir} on {args.samples:,} samples (eval samples/s)"))
     return 0
