@@ -4,7 +4,8 @@ Usage::
 
     nice python benchmarks/training_parity.py --out /tmp/parity [--samples 2000000]
         [--seeds 0 1 2] [--archs batchtopk matryoshka_batchtopk standard jumprelu]
-        [--libraries synthsae reference] [--reference-python PATH] [--table FILE]
+        [--libraries synthsae reference] [--jobs N] [--threads N] [--reference-python PATH]
+        [--table FILE]
 
 The model is the ``cpu_medium`` preset (2,048 features in 256 dims, a forest whose
 children are all mutually exclusive, Zipfian firing rates, a rank-25 low-rank
@@ -31,6 +32,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,7 +166,8 @@ def main() -> None:
     parser.add_argument("--archs", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=list(LIBRARIES))
     parser.add_argument("--reference-python", type=Path, default=REFERENCE_PYTHON)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each its own process)")
     parser.add_argument("--table", type=Path, default=None, help="also write the Markdown table here")
     # worker mode (internal)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -180,12 +183,16 @@ def main() -> None:
     args.out = args.out.resolve()
     (args.out / "runs").mkdir(parents=True, exist_ok=True)
     _build_model(args.out / "model")
+    todo = []
     for seed in args.seeds:
         for arch in args.archs:
             for library in args.libraries:
                 result = args.out / "runs" / f"{library}-{arch}-{seed}-{args.samples}.json"
                 if not result.exists():
-                    _run_one(args, library, arch, seed, result)
+                    todo.append((library, arch, seed, result))
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for future in [pool.submit(_run_one, args, *job) for job in todo]:
+            future.result()
     records = [json.loads(p.read_text()) for p in sorted((args.out / "runs").glob(f"*-{args.samples}.json"))]
     records = [r for r in records if r["seed"] in args.seeds]
     table = summarise(records, args.archs)
