@@ -26,6 +26,10 @@ whose first column holds one or more keys in backticks (``fnmatch`` patterns all
 difference whose key matches a row is documented. The tool prints the undocumented ones
 (``--all`` prints the documented ones too), lists rows that match nothing, and exits
 with status 1 if any difference is undocumented.
+
+``tests/fixtures/reference/api.json.gz`` is the reference's description, written with
+``--save-reference-dump``; ``tests/test_api_parity.py`` compares synthsae with it in CI
+(no reference needed). Regenerate it when the reference is upgraded.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import argparse
 import dataclasses
 import enum
 import fnmatch
+import gzip
 import importlib
 import inspect
 import json
@@ -46,6 +51,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_PYTHON = Path.home() / ".cache" / "synthsae-reference-venv" / "bin" / "python"
 DOCS = REPO / "docs" / "coming-from-saelens.md"
+DUMP = REPO / "tests" / "fixtures" / "reference" / "api.json.gz"
 
 ARCHITECTURE_PREFIXES = (
     "Standard", "TopK", "BatchTopK", "MatryoshkaBatchTopK", "JumpReLU", "Gated", "MatchingPursuit", "AbsTopK",
@@ -127,18 +133,17 @@ def _is_type_alias(obj: Any) -> bool:
     return module in ("typing", "types", "collections.abc", "typing_extensions") and not inspect.isclass(obj)
 
 
-def describe_object(obj: Any, library: str) -> dict[str, Any]:
-    """The comparable description of one public object."""
+def describe_object(obj: Any, library: str, attributes: bool = True) -> dict[str, Any]:
+    """The comparable description of one public object (``attributes``: also list every
+    public attribute of a class, inherited ones included; only needed on synthsae's side)."""
     if inspect.ismodule(obj):
         return {"kind": "module"}
     if _is_type_alias(obj):
         return {"kind": "type alias"}
     if inspect.isclass(obj):
-        entry: dict[str, Any] = {
-            "kind": "class",
-            "members": _members(obj, library),
-            "attributes": sorted(name for name in dir(obj) if not name.startswith("_")),
-        }
+        entry: dict[str, Any] = {"kind": "class", "members": _members(obj, library)}
+        if attributes:
+            entry["attributes"] = sorted(name for name in dir(obj) if not name.startswith("_"))
         if dataclasses.is_dataclass(obj):
             entry["fields"] = _dataclass_fields(obj)
         else:
@@ -161,7 +166,9 @@ def reference_names(root: Any, synthetic: Any) -> list[tuple[str, str]]:
 
 def describe_library(library: str, names: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Describe ``library`` (``"sae_lens"`` or ``"synthsae"``) for the given names
-    (default: the names this library itself lists, as the reference is described)."""
+    (default: the names this library itself lists, as the reference is described, without
+    the attribute lists)."""
+    attributes = names is not None
     root = importlib.import_module(library)
     synthetic = importlib.import_module(f"{library}.synthetic")
     if names is None:
@@ -173,7 +180,7 @@ def describe_library(library: str, names: list[tuple[str, str]] | None = None) -
             obj = getattr(module, name)
         except AttributeError:
             continue
-        result[key] = describe_object(obj, library)
+        result[key] = describe_object(obj, library, attributes)
     return {"names": [list(n) for n in names], "objects": result}
 
 
@@ -302,9 +309,37 @@ def _is_documented(key: str, patterns: list[str]) -> bool:
 
 
 # ----------------------------------------------------------------------------- main
+def read_dump(path: Path) -> dict[str, Any]:
+    """A reference description written by ``--save-reference-dump`` (gzipped if ``.gz``)."""
+    data = path.read_bytes()
+    return json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
+
+
+def write_dump(path: Path, description: dict[str, Any]) -> None:
+    text = json.dumps(description, indent=None if path.suffix == ".gz" else 1, sort_keys=True).encode()
+    path.write_bytes(gzip.compress(text, mtime=0) if path.suffix == ".gz" else text)
+
+
+def undocumented_and_stale(
+    reference: dict[str, Any], docs: Path
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
+    """``(undocumented, documented, stale)``: the differences between ``reference`` and the
+    installed synthsae that no docs row matches, those a row matches, and the rows that
+    match no difference."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    ours = describe_library("synthsae", [tuple(n) for n in reference["names"]])
+    diffs = compare(reference, ours)
+    patterns = documented_patterns(docs) if docs.exists() else []
+    undocumented = [(k, d) for k, d in diffs if not _is_documented(k, patterns)]
+    documented = [(k, d) for k, d in diffs if _is_documented(k, patterns)]
+    stale = [p for p in patterns if not any(fnmatch.fnmatchcase(k, p) for k, _ in diffs)]
+    return undocumented, documented, stale
+
+
 def _reference_description(args: argparse.Namespace) -> dict[str, Any]:
     if args.reference_dump is not None:
-        return json.loads(args.reference_dump.read_text())
+        return read_dump(args.reference_dump)
     output = subprocess.run(
         [str(args.reference_python), str(Path(__file__).resolve()), "--describe", "sae_lens"],
         check=True, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
@@ -316,8 +351,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reference-python", type=Path, default=REFERENCE_PYTHON)
     parser.add_argument("--docs", type=Path, default=DOCS)
-    parser.add_argument("--reference-dump", type=Path, help="read the reference's description from this JSON file")
-    parser.add_argument("--save-reference-dump", type=Path, help="write the reference's description here")
+    parser.add_argument("--reference-dump", type=Path,
+                        help="read the reference's description from this JSON file (.json or .json.gz) "
+                             "instead of running the reference")
+    parser.add_argument("--save-reference-dump", type=Path,
+                        help=f"write the reference's description here (the committed one is {DUMP.relative_to(REPO)})")
     parser.add_argument("--all", action="store_true", help="also print the documented differences")
     parser.add_argument("--describe", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -326,16 +364,10 @@ def main() -> int:
         return 0
     reference = _reference_description(args)
     if args.save_reference_dump is not None:
-        args.save_reference_dump.write_text(json.dumps(reference, indent=1, sort_keys=True))
-    sys.path.insert(0, str(REPO))
-    ours = describe_library("synthsae", [tuple(n) for n in reference["names"]])
-    diffs = compare(reference, ours)
-    patterns = documented_patterns(args.docs) if args.docs.exists() else []
-    undocumented = [(k, d) for k, d in diffs if not _is_documented(k, patterns)]
-    documented = [(k, d) for k, d in diffs if _is_documented(k, patterns)]
-    stale = [p for p in patterns if not any(fnmatch.fnmatchcase(k, p) for k, _ in diffs)]
+        write_dump(args.save_reference_dump, reference)
+    undocumented, documented, stale = undocumented_and_stale(reference, args.docs)
     n_names = len(reference["objects"])
-    print(f"compared {n_names} reference names: {len(diffs)} differences, "
+    print(f"compared {n_names} reference names: {len(undocumented) + len(documented)} differences, "
           f"{len(documented)} documented in {args.docs.name}, {len(undocumented)} undocumented")
     if args.all and documented:
         print("\ndocumented differences:")
