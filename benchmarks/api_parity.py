@@ -87,8 +87,8 @@ def _parameters(func: Any, skip_first: bool) -> list[dict[str, str]] | None:
     except (TypeError, ValueError):
         return None
     params = list(signature.parameters.values())
-    if skip_first and params and params[0].name in ("self", "cls"):
-        params = params[1:]
+    if skip_first and params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+        params = params[1:]  # the instance a method is bound to, whatever its name
     return [{"name": p.name, "kind": p.kind.name, "default": _default_repr(p.default)} for p in params]
 
 

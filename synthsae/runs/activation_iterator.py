@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from synthsae.config_values import check_int
+
 if TYPE_CHECKING:  # pragma: no cover
     from synthsae.synthetic.activation_generator import ActivationGenerator
     from synthsae.synthetic.feature_dictionary import FeatureDictionary
@@ -56,11 +58,8 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
         autocast: bool = False,
         chunk_batches: int | None = None,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        if chunk_batches is not None and (isinstance(chunk_batches, bool) or not isinstance(chunk_batches, int)
-                                          or chunk_batches < 1):
-            raise ValueError(f"chunk_batches must be an int >= 1 or None, got {chunk_batches!r}")
+        batch_size = check_int("batch_size", batch_size, at_least=1)
+        chunk_batches = check_int("chunk_batches", chunk_batches, at_least=1, optional=True)
         self.feature_dict = feature_dict
         self.activations_generator = activations_generator
         self.batch_size = batch_size

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synthsae.config_values import check_bool, check_choice, check_float, check_int
 from synthsae.saes.base import (
     SAE,
     TrainCoefficientConfig,
@@ -28,14 +29,7 @@ from synthsae.saes.base import (
     TrainStepInput,
     TrainStepOutput,
 )
-from synthsae.saes.config import (
-    SAEConfig,
-    TrainingSAEConfig,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-)
+from synthsae.saes.config import SAEConfig, TrainingSAEConfig
 from synthsae.saes.registry import register_sae_architecture
 from synthsae.saes.sparse_acts import is_known_empty
 
@@ -164,27 +158,24 @@ class JumpReLUTrainingSAEConfig(TrainingSAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.jumprelu_init_threshold = check_float(
-            self, "jumprelu_init_threshold", self.jumprelu_init_threshold, non_negative=True
+        q = self.qualified
+        self.jumprelu_init_threshold = check_float(q("jumprelu_init_threshold"), self.jumprelu_init_threshold, at_least=0)
+        self.jumprelu_bandwidth = check_float(q("jumprelu_bandwidth"), self.jumprelu_bandwidth, above=0)
+        check_choice(q("jumprelu_sparsity_loss_mode"), self.jumprelu_sparsity_loss_mode, SPARSITY_LOSS_MODES)
+        self.l0_coefficient = check_float(q("l0_coefficient"), self.l0_coefficient, at_least=0)
+        self.l0_warm_up_steps = check_int(q("l0_warm_up_steps"), self.l0_warm_up_steps, at_least=0)
+        self.pre_act_loss_coefficient = check_float(
+            q("pre_act_loss_coefficient"), self.pre_act_loss_coefficient, at_least=0, optional=True
         )
-        self.jumprelu_bandwidth = check_float(self, "jumprelu_bandwidth", self.jumprelu_bandwidth, positive=True)
-        check_choice(self, "jumprelu_sparsity_loss_mode", self.jumprelu_sparsity_loss_mode, SPARSITY_LOSS_MODES)
-        self.l0_coefficient = check_float(self, "l0_coefficient", self.l0_coefficient, non_negative=True)
-        self.l0_warm_up_steps = check_int(self, "l0_warm_up_steps", self.l0_warm_up_steps, minimum=0)
-        if self.pre_act_loss_coefficient is not None:
-            self.pre_act_loss_coefficient = check_float(
-                self, "pre_act_loss_coefficient", self.pre_act_loss_coefficient, non_negative=True
-            )
-        self.jumprelu_tanh_scale = check_float(self, "jumprelu_tanh_scale", self.jumprelu_tanh_scale, positive=True)
-        check_bool(self, "jumprelu_ste_to_input", self.jumprelu_ste_to_input)
+        self.jumprelu_tanh_scale = check_float(q("jumprelu_tanh_scale"), self.jumprelu_tanh_scale, above=0)
+        check_bool(q("jumprelu_ste_to_input"), self.jumprelu_ste_to_input)
         self._check_target_l0()
 
     def _check_target_l0(self) -> None:
-        if self.target_l0 is not None:
-            self.target_l0 = check_float(self, "target_l0", self.target_l0)
+        where = self.qualified("target_l0")
+        self.target_l0 = check_float(where, self.target_l0, optional=True)
         if self.jumprelu_sparsity_loss_mode != "quadratic":
             return
-        where = f"{type(self).__name__}.target_l0"
         if self.target_l0 is None:
             raise ValueError(f"{where} must be set when jumprelu_sparsity_loss_mode='quadratic'")
         if not 0 < self.target_l0 <= self.d_sae:

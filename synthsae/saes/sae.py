@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthsae.saes.config import SAEConfig, TrainingSAEConfig, dtype_to_str, str_to_dtype
+from synthsae.config_values import check_dtype, torch_dtype
+from synthsae.saes.config import SAEConfig, TrainingSAEConfig
 from synthsae.saes.io import save_sae_files
 from synthsae.saes.sae_loading import SAELoadingMixin
 from synthsae.saes.sparse_grad import sparse_grad_linear
@@ -53,7 +54,7 @@ class SAE(SAELoadingMixin, nn.Module):
         if not isinstance(cfg, SAEConfig):
             raise TypeError(f"{type(self).__name__} needs an SAEConfig, got {type(cfg).__name__}")
         self.cfg = cfg
-        self.dtype = str_to_dtype(cfg.dtype)
+        self.dtype = torch_dtype(cfg.dtype)
         self.device = torch.device(cfg.device)
         self.use_error_term = use_error_term
         self._norm_state: tuple[torch.Tensor, ...] | None = None
@@ -143,7 +144,7 @@ class SAE(SAELoadingMixin, nn.Module):
             self.dtype = w_dec.dtype
             self.cfg.device = str(w_dec.device)
             if w_dec.dtype.is_floating_point:
-                self.cfg.dtype = dtype_to_str(w_dec.dtype)
+                self.cfg.dtype = check_dtype("dtype", w_dec.dtype)
         return result
 
     # --- input / output processing ----------------------------------------------------------
