@@ -29,6 +29,7 @@ class TrainingSAE(SAE):
     def __init__(self, cfg: TrainingSAEConfig, use_error_term: bool = False):
         if not isinstance(cfg, TrainingSAEConfig):
             raise TypeError(f"{type(self).__name__} needs a TrainingSAEConfig, got {type(cfg).__name__}")
+        cfg.add_training_info_to_metadata()  # the details as validated (subclasses convert values after the base)
         super().__init__(cfg, use_error_term)
 
     def initialize_weights(self) -> None:
