@@ -103,7 +103,7 @@ def test_bad_configs_fail_before_training(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_diverging_run_reports_the_step_and_losses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path, sae={"architecture": "jumprelu", "d_sae": 16}, lr=1000.0)
+    config = write_config(tmp_path, sae={"architecture": "standard", "d_sae": 16}, lr=1e30)  # weights overflow
     assert main(["train", str(config), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "non-finite training loss" in err and "step" in err and "mse_loss" in err

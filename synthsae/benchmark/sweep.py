@@ -2,7 +2,7 @@
 
 How an L0 target becomes a sparsity setting:
 
-- ``topk``, ``batchtopk``, ``matryoshka_batchtopk``: ``k = target`` (exact for TopK; the
+- ``topk``, ``abstopk``, ``batchtopk``, ``matryoshka_batchtopk``: ``k = target`` (exact for TopK; the
   BatchTopK family hits it on average over a batch, and its inference form, a JumpReLU
   with the learned threshold, close to it).
 - ``matching_pursuit``: ``max_iterations = target`` (at most that many atoms per row).
@@ -124,6 +124,15 @@ def estimate_data_scale(model: Any, num_samples: int = 8192, seed: int = 0) -> D
     return DataScale(float(norms.mean()), float((norms**2).mean()))
 
 
+def _takes_float_k(architecture: str) -> bool:
+    """BatchTopK-style SAEs take a mean ``k`` (a float); TopK and AbsTopK an integer."""
+    from synthsae.saes.batchtopk import BatchTopKTrainingSAEConfig
+    from synthsae.saes.registry import get_sae_architecture
+
+    cfg_cls = get_sae_architecture(architecture).training_cfg_cls
+    return cfg_cls is not None and issubclass(cfg_cls, BatchTopKTrainingSAEConfig)
+
+
 def sparsity_setting(architecture: str, target: int, scale: DataScale | None,
                      coefficient: float | None = None) -> tuple[str, float | int]:
     """``(field, value)`` that aims ``architecture`` at L0 ``target`` (see the module docstring).
@@ -134,7 +143,7 @@ def sparsity_setting(architecture: str, target: int, scale: DataScale | None,
     check_architecture(architecture)
     knob = sparsity_knobs()[architecture]
     if knob not in _PENALTY_KNOBS:
-        return knob, float(target) if knob == "k" and architecture != "topk" else int(target)
+        return knob, float(target) if knob == "k" and _takes_float_k(architecture) else int(target)
     if coefficient is not None:
         return knob, float(coefficient)
     if scale is None:

@@ -1,8 +1,9 @@
-"""Load an SAE folder (sae_weights.safetensors + cfg.json, as written by `synthsae train`,
-`synthsae bench`, SyntheticSAERunner or SAELens) and measure how well it recovers the true
-features of a synthetic model: MCC, F1, uniqueness, explained variance, L0 against the true L0,
-dead latents and shrinkage, on fresh samples. BatchTopK/Matryoshka SAEs are evaluated in their
-saved (JumpReLU) form."""
+"""Load an SAE (sae_weights.safetensors + cfg.json, as written by `synthsae train`,
+`synthsae bench`, SyntheticSAERunner or SAELens; a local folder or an SAE on the Hugging Face
+hub as owner/name:folder/in/repo) and measure how well it recovers the true features of a
+synthetic model: MCC, F1, uniqueness, explained variance, L0 against the true L0, dead latents
+and shrinkage, on fresh samples. BatchTopK/Matryoshka SAEs are evaluated in their saved
+(JumpReLU) form."""
 
 # This module is also home of format_metrics_table, the metrics table `synthsae train` prints.
 
@@ -17,7 +18,7 @@ from typing import Any
 from synthsae.commands.arg_types import positive_int
 from synthsae.commands.common import add_command
 
-__all__ = ["add_parser", "format_metrics_table", "load_model_for_eval", "metrics_summary", "run"]
+__all__ = ["add_parser", "format_metrics_table", "load_model_for_eval", "load_sae_for_eval", "metrics_summary", "run"]
 
 BENCHMARK_CONFIG_FILENAME = "benchmark_config.json"  # what `synthsae bench` writes next to saes/
 
@@ -25,7 +26,9 @@ BENCHMARK_CONFIG_FILENAME = "benchmark_config.json"  # what `synthsae bench` wri
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``synthsae eval``."""
     p = add_command(subparsers, "eval", "evaluate a saved SAE against a synthetic model's true features", __doc__)
-    p.add_argument("sae_dir", metavar="SAE_DIR", help="folder holding sae_weights.safetensors and cfg.json")
+    p.add_argument("sae_dir", metavar="SAE",
+                   help="folder holding sae_weights.safetensors and cfg.json, or an SAE on the Hugging Face "
+                        "hub as 'owner/name:folder/in/repo' (the folder holding those files; none for the root)")
     p.add_argument(
         "--model",
         metavar="SOURCE",
@@ -97,6 +100,39 @@ def _model_next_to(sae_dir: Path, device: str) -> Any:
                      f"not in the saes/ folder of a benchmark (next to its {BENCHMARK_CONFIG_FILENAME})")
 
 
+def load_sae_for_eval(source: str, device: str) -> tuple[Any, Path]:
+    """The SAE named by the positional argument and the local folder its files are in.
+
+    A local folder loads with ``SAE.load_from_disk``; anything else is read as a hub SAE,
+    ``owner/name[:folder]``, and loads with ``SAE.from_pretrained`` (the hub cache and
+    ``HF_HUB_OFFLINE`` apply). The returned folder is where ``--model``'s default is
+    looked for; for a hub SAE it is the cached folder, with the repo's
+    ``runner_config.json`` next to the SAE fetched when there is one.
+    """
+    from synthsae.saes.base import SAE
+    from synthsae.synthetic.hub import is_local_path, parse_hub_source
+
+    if is_local_path(source):
+        folder = Path(source).expanduser()
+        return SAE.load_from_disk(folder, device=device), folder
+    from synthsae._hub import hub_error
+    from synthsae.runs.runner_config import RUNNER_CONFIG_FILENAME
+    from synthsae.saes.hub import download_sae_file
+    from synthsae.saes.io import SAE_CFG_FILENAME
+
+    repo_id, folder_name = parse_hub_source(source)
+    try:
+        sae = SAE.from_pretrained(repo_id, folder_name or "", device=device)
+    except (OSError, hub_error("EntryNotFoundError")) as err:  # not on the hub, not cached offline, ...
+        raise FileNotFoundError(f"{source!r} is neither a local SAE folder nor an SAE on the hub: {err}") from err
+    folder = download_sae_file(repo_id, folder_name, SAE_CFG_FILENAME).parent
+    try:
+        download_sae_file(repo_id, folder_name, RUNNER_CONFIG_FILENAME)
+    except (hub_error("EntryNotFoundError"), hub_error("LocalEntryNotFoundError")):
+        pass  # no runner config next to the SAE: --model must name the model
+    return sae, folder
+
+
 def metrics_summary(result: Any, d_sae: int | None = None, samples_per_second: float | None = None) -> dict[str, Any]:
     """A flat dict of the headline metrics of a ``SyntheticDataEvalResult``."""
     c = result.classification
@@ -141,10 +177,8 @@ def format_metrics_table(summary: dict[str, Any], title: str | None = None) -> s
 def run(args: argparse.Namespace) -> int:
     """Run ``synthsae eval``; returns the exit code."""
     from synthsae.evals.eval_sae import eval_sae_on_synthetic_data
-    from synthsae.saes.base import SAE
 
-    sae_dir = Path(args.sae_dir).expanduser()
-    sae = SAE.load_from_disk(sae_dir, device=args.device)
+    sae, sae_dir = load_sae_for_eval(args.sae_dir, args.device)
     model = load_model_for_eval(args.model, sae_dir, args.device)
     model.set_sampling_seed(args.seed)
     start = time.perf_counter()
@@ -156,5 +190,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**summary, "eval": result.to_dict(), "samples": args.samples}, indent=2))
     else:
-        print(format_metrics_table(summary, title=f"{sae_dir} on {args.samples:,} samples (eval samples/s)"))
+        print(format_metrics_table(summary, title=f"{args.sae_dir} on {args.samples:,} samples (eval samples/s)"))
     return 0

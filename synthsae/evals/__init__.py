@@ -16,6 +16,7 @@ _EXPORTS = {
     "metrics": ("mean_correlation_coefficient", "feature_uniqueness", "ClassificationMetrics",
                 "ClassificationMetricsCalculator", "compute_classification_metrics", "L0Calculator",
                 "DeadLatentsCalculator", "ShrinkageCalculator", "ExplainedVarianceCalculator"),
+    "feature_matching": ("cosine_similarities",),
     "eval_sae": ("SyntheticDataEvalResult", "eval_sae_on_synthetic_data"),
     "absorption": ("FeatureAbsorptionResult", "compute_feature_absorption"),
     "plotting": ("find_best_feature_ordering", "find_best_feature_ordering_from_sae",

@@ -31,6 +31,7 @@ from synthsae._tensors import unit_rows
 __all__ = [
     "FeatureMatch",
     "best_matching_features",
+    "cosine_similarities",
     "feature_uniqueness",
     "match_decoder_to_features",
     "mean_correlation_coefficient",
@@ -52,6 +53,21 @@ _DENSE_ENTRIES = 1 << 25
 # (2 GiB in float64) is solved densely instead
 _MAX_ROUNDS = 3
 _DENSE_FALLBACK_ENTRIES = 1 << 28
+
+
+def cosine_similarities(mat1: torch.Tensor, mat2: torch.Tensor | None = None) -> torch.Tensor:
+    """``[n1, n2]`` cosine similarities between the rows of ``mat1 [n1, d]`` and of ``mat2
+    [n2, d]`` (``mat2`` defaults to ``mat1``), differentiable, in the inputs' dtype.
+
+    Norms are clamped at ``1e-8`` so a zero row has similarity 0 with everything. Builds the
+    full matrix: for an SAE against many features the eval computes it in chunks instead.
+    """
+    mat2 = mat1 if mat2 is None else mat2
+    _check_pair(mat1, mat2, "mat1", "mat2")
+    # the same 1e-8 norm floor as unit_rows, without detaching (callers may differentiate)
+    unit1 = mat1 / mat1.norm(dim=1, keepdim=True).clamp(min=1e-8)
+    unit2 = mat2 / mat2.norm(dim=1, keepdim=True).clamp(min=1e-8)
+    return unit1 @ unit2.T
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:

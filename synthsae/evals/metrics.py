@@ -60,13 +60,13 @@ class L0Calculator:
         self._count: torch.Tensor | None = None
         self._rows = 0
 
-    def add_batch(self, acts: torch.Tensor | SparseBatch) -> None:
+    def add_batch(self, activations: torch.Tensor | SparseBatch) -> None:
         """Add ``[B, N]`` activations (dense, sparse COO or :class:`SparseBatch`)."""
-        acts = as_sparse_batch_or_dense(acts)
-        if isinstance(acts, SparseBatch):
-            values, rows = acts.values, acts.batch_size
+        activations = as_sparse_batch_or_dense(activations)
+        if isinstance(activations, SparseBatch):
+            values, rows = activations.values, activations.batch_size
         else:
-            values = acts.detach()
+            values = activations.detach()
             rows = values.reshape(-1, values.shape[-1]).shape[0]
         count = torch.count_nonzero(values > 0 if self.positive_only else values)
         self._count = count if self._count is None else self._count + count
@@ -87,13 +87,13 @@ class DeadLatentsCalculator:
         self.num_latents = num_latents
         self._fired: torch.Tensor | None = None
 
-    def add_batch(self, latents: torch.Tensor) -> None:
+    def add_batch(self, sae_latents: torch.Tensor) -> None:
         """Add ``[B, num_latents]`` latent activations."""
-        if latents.shape[-1] != self.num_latents:
+        if sae_latents.shape[-1] != self.num_latents:
             raise ValueError(
-                f"latents has {latents.shape[-1]} columns, expected {self.num_latents}"
+                f"sae_latents has {sae_latents.shape[-1]} columns, expected {self.num_latents}"
             )
-        fired = (latents.detach().reshape(-1, self.num_latents) != 0).any(dim=0)
+        fired = (sae_latents.detach().reshape(-1, self.num_latents) != 0).any(dim=0)
         self._fired = fired if self._fired is None else self._fired | fired
 
     def compute(self) -> int:

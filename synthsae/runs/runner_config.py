@@ -351,13 +351,13 @@ class SyntheticSAERunnerConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SyntheticSAERunnerConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> SyntheticSAERunnerConfig:
         """Inverse of :meth:`to_dict`; also reads the reference's ``runner_config.json``.
 
         Raises:
             ValueError: for an unknown or missing key, or a bad value (named in the message).
         """
-        return cls(**dataclass_values(cls, data, "the runner config", ignore=_IGNORED_KEYS))
+        return cls(**dataclass_values(cls, d, "the runner config", ignore=_IGNORED_KEYS))
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> SyntheticSAERunnerConfig:

@@ -40,6 +40,7 @@ BUILTIN_ARCHITECTURES: tuple[BuiltinArchitecture, ...] = (
     BuiltinArchitecture("jumprelu", "jumprelu", "JumpReLU"),
     BuiltinArchitecture("gated", "gated", "Gated"),
     BuiltinArchitecture("matching_pursuit", "matching_pursuit", "MatchingPursuit"),
+    BuiltinArchitecture("abstopk", "abstopk", "AbsTopK"),
 )
 
 

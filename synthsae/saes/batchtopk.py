@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from synthsae.config_values import check_float
 from synthsae.saes.base import TrainStepOutput
@@ -19,6 +20,18 @@ from synthsae.saes.jumprelu import JumpReLUSAE, JumpReLUSAEConfig
 from synthsae.saes.registry import register_sae_architecture
 from synthsae.saes.sparse_acts import SparseActivations, batch_topk
 from synthsae.saes.topk import TopKTrainingSAE, TopKTrainingSAEConfig
+
+
+class BatchTopK(nn.Module):
+    """Activation keeping the ``int(k * rows)`` largest ReLU values of the whole batch."""
+
+    def __init__(self, k: float):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        return batch_topk(flat, self.k).to_dense().view(x.shape)
 
 
 @dataclass
@@ -29,7 +42,7 @@ class BatchTopKTrainingSAEConfig(TopKTrainingSAEConfig):
     the step size of the threshold's moving average.
     """
 
-    k: float = 100.0  # type: ignore[assignment]
+    k: float = 100  # type: ignore[assignment]
     topk_threshold_lr: float = 0.01
 
     def __post_init__(self) -> None:
@@ -53,8 +66,8 @@ class BatchTopKTrainingSAE(TopKTrainingSAE):
     cfg: BatchTopKTrainingSAEConfig
     topk_threshold: torch.Tensor
 
-    def __init__(self, cfg: BatchTopKTrainingSAEConfig):
-        super().__init__(cfg)
+    def __init__(self, cfg: BatchTopKTrainingSAEConfig, use_error_term: bool = False):
+        super().__init__(cfg, use_error_term)
         self.register_buffer(
             "topk_threshold", torch.zeros((), dtype=torch.float64, device=self.W_dec.device)
         )
@@ -66,6 +79,10 @@ class BatchTopKTrainingSAE(TopKTrainingSAE):
             self._buffers["topk_threshold"] = threshold.to(torch.float64)  # stays double
         return result
 
+    def get_activation_fn(self) -> nn.Module:
+        """:class:`BatchTopK` with this SAE's ``k``."""
+        return BatchTopK(self.cfg.k)
+
     def select(self, hidden_pre: torch.Tensor) -> SparseActivations:
         """The batch's ``int(k * rows)`` largest ReLU activations."""
         return batch_topk(hidden_pre, self.cfg.k)
@@ -76,15 +93,15 @@ class BatchTopKTrainingSAE(TopKTrainingSAE):
         output.metrics["topk_threshold"] = self.topk_threshold.detach().clone()
 
     @torch.no_grad()
-    def update_topk_threshold(self, acts: SparseActivations | torch.Tensor) -> None:
+    def update_topk_threshold(self, acts_topk: SparseActivations | torch.Tensor) -> None:
         """Move the threshold towards the smallest positive kept activation (skipped if none).
 
         Works on the device, without reading anything back to the host.
         """
-        if isinstance(acts, SparseActivations):
-            smallest = acts.min_positive()
+        if isinstance(acts_topk, SparseActivations):
+            smallest = acts_topk.min_positive()
         else:
-            smallest = torch.where(acts > 0, acts, torch.full_like(acts, torch.inf)).min()
+            smallest = torch.where(acts_topk > 0, acts_topk, torch.full_like(acts_topk, torch.inf)).min()
         smallest = smallest.detach().to(torch.float64)
         lr = self.cfg.topk_threshold_lr
         updated = (1.0 - lr) * self.topk_threshold + lr * smallest

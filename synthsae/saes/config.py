@@ -9,6 +9,7 @@ when the config is built, with a message naming the field, the value and the rul
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
@@ -22,6 +23,7 @@ from synthsae.config_values import (
     check_int,
     dataclass_values,
 )
+from synthsae.saes.metadata import SAEMetadata
 
 NORMALIZE_ACTIVATIONS_MODES = (
     "none",
@@ -45,7 +47,8 @@ class SAEConfig:
     """Fields every SAE has: sizes, dtype/device, input handling and free-form metadata.
 
     Subclasses add architecture fields and implement :meth:`architecture`.
-    ``metadata`` is a plain dict saved into ``cfg.json`` as is.
+    ``metadata`` is an :class:`~synthsae.saes.metadata.SAEMetadata` (a dict with attribute
+    access; a plain dict is converted) saved into ``cfg.json`` as a JSON object.
     """
 
     d_in: int
@@ -55,7 +58,7 @@ class SAEConfig:
     apply_b_dec_to_input: bool = True
     normalize_activations: str = "none"
     reshape_activations: str = "none"
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: SAEMetadata = field(default_factory=SAEMetadata)
 
     def __post_init__(self) -> None:
         self.d_in = check_int(self.qualified("d_in"), self.d_in, at_least=1)
@@ -66,10 +69,11 @@ class SAEConfig:
         check_choice(self.qualified("normalize_activations"), self.normalize_activations, NORMALIZE_ACTIVATIONS_MODES)
         check_choice(self.qualified("reshape_activations"), self.reshape_activations, RESHAPE_ACTIVATIONS_MODES)
         if self.metadata is None:
-            self.metadata = {}
+            self.metadata = SAEMetadata()
         if not isinstance(self.metadata, Mapping):
             raise TypeError(f"{self.qualified('metadata')} must be a dict, got {self.metadata!r}")
-        self.metadata = dict(self.metadata)
+        if not isinstance(self.metadata, SAEMetadata):
+            self.metadata = SAEMetadata(self.metadata)
 
     def qualified(self, field_name: str) -> str:
         """``"<ConfigClass>.<field_name>"``: how errors name a field of this config."""
@@ -83,7 +87,7 @@ class SAEConfig:
     def to_dict(self) -> dict[str, Any]:
         """All fields as JSON-friendly values, plus ``"architecture"`` and ``"metadata"``."""
         result = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
-        result["metadata"] = copy.deepcopy(self.metadata)
+        result["metadata"] = copy.deepcopy(self.metadata.to_dict())
         result["architecture"] = self.architecture()
         return result
 
@@ -92,7 +96,8 @@ class SAEConfig:
         """Build a config from :meth:`to_dict` output.
 
         The ``"architecture"`` key selects the class through the registry (it must be
-        ``cls`` or a subclass). Keys that are not fields of that class raise ValueError.
+        ``cls`` or a subclass). Keys that are not fields of that class are ignored with a
+        ``UserWarning`` naming them (files from a newer reference still load).
         """
         if not isinstance(config_dict, Mapping):
             raise TypeError(f"config_dict must be a dict, got {type(config_dict).__name__}")
@@ -114,14 +119,14 @@ class SAEConfig:
                 f"{cls.__name__}.from_dict needs an 'architecture' key to choose a config class"
             ) from None
         where = f"{target.__name__} (architecture {target.architecture()!r})"
-        return target(**dataclass_values(target, values, where))
+        return target(**dataclass_values(target, drop_unknown_keys(values, target), where))
 
     @classmethod
     def _class_for_architecture(cls, architecture: str, keys: set[str]) -> type[SAEConfig]:
         """The registered config class for ``architecture`` that should read ``keys``.
 
-        The inference config if it takes these keys, else the training config (so
-        ``SAEConfig.from_dict`` also reads training configs).
+        The inference config unless the keys include a field only the training config
+        has (so ``SAEConfig.from_dict`` also reads training configs).
         """
         if _own_architecture(cls) == architecture:
             return cls
@@ -131,7 +136,7 @@ class SAEConfig:
         inference = entry.inference_cfg_cls
         training = entry.training_cfg_cls
         if inference is not None and inference.architecture() == architecture:
-            if training is None or keys <= _field_names(inference):
+            if training is None or not keys & (_field_names(training) - _field_names(inference)):
                 return inference
         if training is None:
             raise ValueError(f"architecture {architecture!r} has no config class")
@@ -140,6 +145,21 @@ class SAEConfig:
 
 def _field_names(cfg_cls: type) -> set[str]:
     return {f.name for f in fields(cfg_cls) if f.init}
+
+
+def drop_unknown_keys(values: Mapping[str, Any], cfg_cls: type, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``values`` without the keys that are not fields of ``cfg_cls``, warning about any
+    dropped key not listed in ``ignore``."""
+    known = _field_names(cfg_cls)
+    unknown = sorted(set(values) - known - set(ignore))
+    if unknown:
+        warnings.warn(
+            f"ignoring config key(s) {unknown}: not fields of {cfg_cls.__name__} "
+            f"(architecture {cfg_cls.architecture()!r}) in this version of synthsae",
+            UserWarning,
+            stacklevel=3,
+        )
+    return {key: value for key, value in values.items() if key in known}
 
 
 def _own_architecture(cls: type[SAEConfig]) -> str | None:
@@ -168,6 +188,28 @@ class TrainingSAEConfig(SAEConfig):
         super().__post_init__()
         if self.decoder_init_norm is not None:
             self.decoder_init_norm = check_float(self.qualified("decoder_init_norm"), self.decoder_init_norm, above=0)
+        self.add_training_info_to_metadata()
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields, ``"architecture"``, and the metadata with the training details."""
+        result = super().to_dict()
+        result["metadata"] = self._metadata_with_training_info()
+        return result
+
+    def add_training_info_to_metadata(self) -> None:
+        """Record ``training_architecture`` and ``training_architecture_details`` in the metadata."""
+        self.metadata.update(self._training_info())
+
+    def _training_info(self) -> dict[str, Any]:
+        return {
+            "training_architecture": self.architecture(),
+            "training_architecture_details": self.get_training_architecture_details(),
+        }
+
+    def _metadata_with_training_info(self) -> dict[str, Any]:
+        metadata = copy.deepcopy(self.metadata.to_dict())
+        metadata.update(self._training_info())
+        return metadata
 
     @classmethod
     def _class_for_architecture(cls, architecture: str, keys: set[str]) -> type[SAEConfig]:
@@ -211,12 +253,6 @@ class TrainingSAEConfig(SAEConfig):
             for f in fields(inference_cls)
             if f.name != "metadata"
         }
-        from synthsae._version import __version__
-
-        metadata = copy.deepcopy(self.metadata)
-        metadata.setdefault("synthsae_version", __version__)
-        metadata["training_architecture"] = self.architecture()
-        metadata["training_architecture_details"] = self.get_training_architecture_details()
-        result["metadata"] = metadata
+        result["metadata"] = self._metadata_with_training_info()
         result["architecture"] = inference_cls.architecture()
         return result

@@ -108,6 +108,11 @@ class GatedTrainingSAE(TrainingSAE):
 
     cfg: GatedTrainingSAEConfig
 
+    def __init__(self, cfg: GatedTrainingSAEConfig, use_error_term: bool = False):
+        if use_error_term:
+            raise ValueError("GatedTrainingSAE does not support use_error_term=True")
+        super().__init__(cfg, use_error_term)
+
     def initialize_weights(self) -> None:
         """Training weights plus zero ``b_gate``, ``r_mag`` and ``b_mag``."""
         super().initialize_weights()

@@ -124,3 +124,27 @@ def load_sae_files(
     cfg = load_sae_config(folder)
     tensors = load_tensors(folder / SAE_WEIGHTS_FILENAME, device=device)
     return cfg, tensors
+
+
+def cast_to_cfg_dtype(cfg_dict: Mapping[str, Any], state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every floating-point tensor of ``state_dict`` in the config's ``dtype`` (as the reference
+    loads them; float32-only parameters such as a JumpReLU threshold are restored after)."""
+    from synthsae.config_values import torch_dtype
+
+    dtype = torch_dtype(cfg_dict.get("dtype", "float32"))
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+
+
+def sae_lens_disk_loader(
+    path: str | Path, device: str = "cpu", cfg_overrides: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read an SAE folder in the SAELens layout: ``(cfg_dict, state_dict)``.
+
+    ``cfg_dict`` gets ``device`` and then ``cfg_overrides``; the tensors are loaded onto
+    ``device`` in the config's dtype. This is the default ``converter`` of
+    :meth:`SAE.load_from_disk`; a replacement takes the same arguments.
+    """
+    cfg, tensors = load_sae_files(path, device=device)
+    cfg["device"] = str(device)
+    cfg.update(cfg_overrides or {})
+    return cfg, cast_to_cfg_dtype(cfg, tensors)

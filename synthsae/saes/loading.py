@@ -2,8 +2,10 @@
 
 The registry entry named by the config's ``"architecture"`` decides the class. Asking for
 an inference SAE (``SAE.load_from_disk``) gives the inference class; a training checkpoint
-is loaded with its training class and converted. Asking for a training SAE
-(``TrainingSAE.load_from_disk``) gives the training class.
+(a config with a training-only field) is loaded with its training class and converted.
+Asking for a training SAE (``TrainingSAE.load_from_disk``) gives the training class.
+Config keys the chosen class does not know are ignored with a warning, as the reference
+ignores them, so files from a newer reference load.
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ if TYPE_CHECKING:
 
 def _init_fields(cfg_cls: type) -> set[str]:
     return {f.name for f in fields(cfg_cls) if f.init}
+
+
+def _is_checkpoint(entry: Any, keys: set[str]) -> bool:
+    """Whether a config with ``keys`` is a training checkpoint's: it has a field that only
+    the training config has. Keys neither config knows (a newer reference's) do not count."""
+    if entry.training_cfg_cls is None or entry.inference_cfg_cls is None:
+        return entry.inference_cfg_cls is None
+    return bool(keys & (_init_fields(entry.training_cfg_cls) - _init_fields(entry.inference_cfg_cls)))
 
 
 def load_sae(
@@ -66,21 +76,14 @@ def load_sae(
         if entry.training_cls is None:
             raise ValueError(f"architecture {architecture!r} has no training class")
         sae = build(entry.training_cls, entry.training_cfg_cls)
-    elif (
-        inference_cfg is not None
-        and inference_cfg.architecture() == architecture
-        and keys <= _init_fields(inference_cfg)
-    ):
+    elif inference_cfg is not None and inference_cfg.architecture() == architecture and not _is_checkpoint(entry, keys):
         sae = build(entry.inference_cls, inference_cfg)
-    elif entry.training_cls is not None and keys <= _init_fields(entry.training_cfg_cls):
+    elif entry.training_cls is not None:
         sae = build(entry.training_cls, entry.training_cfg_cls)
         if entry.inference_cls is not None:
             sae = sae.to_inference_sae()
     else:
-        # Neither config class takes these keys: let build() name the unknown ones.
-        cfg_cls = inference_cfg or entry.training_cfg_cls
-        build(entry.inference_cls or entry.training_cls, cfg_cls)
-        raise ValueError(f"the config for {source} does not fit {cfg_cls.__name__}")
+        raise ValueError(f"architecture {architecture!r} of {source} has no inference class and no training class")
     if not isinstance(sae, wanted):
         raise TypeError(
             f"{source} holds a {architecture!r} SAE, which loads as {type(sae).__name__}, "

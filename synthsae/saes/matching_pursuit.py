@@ -12,7 +12,7 @@ A row finishes when its support did not change (``stop_on_duplicate_support``) o
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import torch
@@ -104,6 +104,10 @@ def _fold_scaling(sae: SAE, scaling_factor: float) -> None:
     sae.cfg.normalize_activations = "none"
 
 
+# TrainingSAEConfig's default, which matching pursuit replaces by 1.0 without a warning
+_INHERITED_DECODER_INIT_NORM = next(f.default for f in fields(TrainingSAEConfig) if f.name == "decoder_init_norm")
+
+
 def _check_mp_fields(cfg: SAEConfig) -> None:
     cfg.residual_threshold = check_float(cfg.qualified("residual_threshold"), cfg.residual_threshold, at_least=0)
     if cfg.max_iterations is not None:
@@ -164,8 +168,9 @@ class MatchingPursuitSAE(SAE):
 class MatchingPursuitTrainingSAEConfig(TrainingSAEConfig):
     """Training config of the matching pursuit SAE.
 
-    ``decoder_init_norm`` must be 1.0 (unit atoms), which is its default here; any other
-    value is replaced by 1.0 with a warning.
+    ``decoder_init_norm`` must be 1.0 (unit atoms). Its field default is the inherited 0.1,
+    as in the reference, and is replaced by 1.0 silently; any other value but 1.0 is
+    replaced with a warning.
     """
 
     sparsity_field: ClassVar[str | None] = "max_iterations"
@@ -173,17 +178,16 @@ class MatchingPursuitTrainingSAEConfig(TrainingSAEConfig):
     residual_threshold: float = 1e-2
     max_iterations: int | None = None
     stop_on_duplicate_support: bool = True
-    decoder_init_norm: float | None = field(default=1.0, kw_only=True)
 
     def __post_init__(self) -> None:
-        if self.decoder_init_norm != 1.0:
+        if self.decoder_init_norm != 1.0 and self.decoder_init_norm != _INHERITED_DECODER_INIT_NORM:
             warnings.warn(
                 f"{type(self).__name__}.decoder_init_norm must be 1.0 for matching pursuit; "
                 f"replacing {self.decoder_init_norm!r} with 1.0",
                 UserWarning,
                 stacklevel=3,
             )
-            self.decoder_init_norm = 1.0
+        self.decoder_init_norm = 1.0
         super().__post_init__()
         _check_mp_fields(self)
 

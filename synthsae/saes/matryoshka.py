@@ -111,9 +111,11 @@ class MatryoshkaBatchTopKTrainingSAE(BatchTopKTrainingSAE):
         out_shape = (*hidden_pre.shape[:-1], self.cfg.d_in)
         sae_out = prefixes[-1].view(out_shape)
         if self.cfg.use_matryoshka_aux_loss:
-            aux = self.cfg.aux_loss_coefficient * self.matryoshka_aux_loss(step_input, flat_hidden, prefixes)
+            aux = self.cfg.aux_loss_coefficient * self.matryoshka_aux_loss(
+                step_input.sae_in, step_input.dead_neuron_mask, flat_hidden, prefixes
+            )
         else:
-            aux = self.calculate_topk_aux_loss(step_input, hidden_pre, sae_out)
+            aux = self.calculate_topk_aux_loss(step_input.sae_in, sae_out, hidden_pre, step_input.dead_neuron_mask)
         losses = {"auxiliary_reconstruction_loss": aux}
         for width, prefix in zip(self.cfg.matryoshka_widths[:-1], prefixes[:-1]):
             losses[f"inner_mse_loss_{width}"] = self.mse_loss(prefix.view(out_shape), step_input.sae_in)
@@ -121,17 +123,43 @@ class MatryoshkaBatchTopKTrainingSAE(BatchTopKTrainingSAE):
         self.after_training_step(acts, output)
         return output
 
+    def calculate_matryoshka_aux_loss(
+        self,
+        sae_in: torch.Tensor,
+        sae_out: torch.Tensor,
+        feature_acts: torch.Tensor,
+        hidden_pre: torch.Tensor,
+        dead_neuron_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The per-level auxiliary loss (see :meth:`matryoshka_aux_loss`) from dense latents,
+        times ``aux_loss_coefficient``. ``sae_out`` is not needed (the levels are rebuilt)."""
+        d_sae = self.cfg.d_sae
+        dense = feature_acts.reshape(-1, d_sae)
+        scale = self.decoder_scale()
+        if scale is not None:
+            dense = dense * scale
+        prefixes, partial, low = [], self.b_dec, 0
+        for width in self.cfg.matryoshka_widths:
+            partial = partial + dense[:, low:width] @ self.W_dec[low:width]
+            prefixes.append(self._finish_decode(partial))
+            low = width
+        loss = self.matryoshka_aux_loss(sae_in, dead_neuron_mask, hidden_pre.reshape(-1, d_sae), prefixes)
+        return self.cfg.aux_loss_coefficient * loss
+
     def matryoshka_aux_loss(
-        self, step_input: TrainStepInput, hidden_pre: torch.Tensor, prefixes: list[torch.Tensor]
+        self,
+        sae_in: torch.Tensor,
+        dead: torch.Tensor | None,
+        hidden_pre: torch.Tensor,
+        prefixes: list[torch.Tensor],
     ) -> torch.Tensor:
         """Sum over levels ``[low, w)`` of the TopK auxiliary loss restricted to that level.
 
         Each level's dead latents reconstruct the residual left by the prefix up to ``w``;
         ``k_aux = d_in // 2`` and the dead-count scale are per level. Not multiplied by
-        ``aux_loss_coefficient``.
+        ``aux_loss_coefficient``. ``hidden_pre`` is ``[n, d_sae]``.
         """
-        dead = step_input.dead_neuron_mask
-        sae_in = step_input.sae_in.reshape(-1, self.cfg.d_in)
+        sae_in = sae_in.reshape(-1, self.cfg.d_in)
         total = sae_in.new_zeros((), dtype=torch.float32)
         if dead is None or is_known_empty(dead):
             return total

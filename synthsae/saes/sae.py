@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthsae.config_values import check_device, check_dtype, torch_dtype
+from synthsae.config_values import check_dtype, torch_dtype
 from synthsae.saes.config import SAEConfig, TrainingSAEConfig
-from synthsae.saes.io import SAE_WEIGHTS_FILENAME, load_sae_files, save_sae_files
+from synthsae.saes.io import save_sae_files
+from synthsae.saes.sae_loading import SAELoadingMixin
 from synthsae.saes.sparse_grad import sparse_grad_linear
 
 T_SAE = TypeVar("T_SAE", bound="SAE")
@@ -27,13 +28,16 @@ def _dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return F.linear(x, weight.T, bias)
 
 
-class SAE(nn.Module):
+class SAE(SAELoadingMixin, nn.Module):
     """Inference SAE: ``encode``, ``decode``, ``forward = decode(encode(x))``.
 
     Subclasses implement :meth:`encode` and add their own parameters in
     :meth:`initialize_weights`. The input pipeline (:meth:`process_sae_in`) casts to the
     config dtype, applies the run-time normalisation and subtracts ``b_dec`` when
-    ``apply_b_dec_to_input``; :meth:`decode` undoes the normalisation.
+    ``apply_b_dec_to_input``; :meth:`decode` undoes the normalisation. With
+    ``use_error_term`` the forward pass adds the (gradient-free) reconstruction error, so
+    it returns its input while gradients flow through the SAE. Loading from folders and
+    the hub: :class:`~synthsae.saes.sae_loading.SAELoadingMixin`.
     """
 
     cfg: SAEConfig
@@ -45,17 +49,56 @@ class SAE(nn.Module):
     #: True on :class:`~synthsae.saes.training_sae.TrainingSAE` and its subclasses.
     is_training: ClassVar[bool] = False
 
-    def __init__(self, cfg: SAEConfig):
+    def __init__(self, cfg: SAEConfig, use_error_term: bool = False):
         super().__init__()
         if not isinstance(cfg, SAEConfig):
             raise TypeError(f"{type(self).__name__} needs an SAEConfig, got {type(cfg).__name__}")
         self.cfg = cfg
         self.dtype = torch_dtype(cfg.dtype)
         self.device = torch.device(cfg.device)
+        self.use_error_term = use_error_term
         self._norm_state: tuple[torch.Tensor, ...] | None = None
         self._d_head: int | None = None
+        # training SAEs see flattened activations (the data pipeline reshapes them)
+        self.hook_z_reshaping_mode = cfg.reshape_activations == "hook_z" and not self.is_training
         with torch.no_grad():
             self.initialize_weights()
+        self.activation_fn = self.get_activation_fn()
+
+    @property
+    def use_error_term(self) -> bool:
+        """Whether :meth:`forward` adds the reconstruction error back (output = input)."""
+        return self._use_error_term
+
+    @use_error_term.setter
+    def use_error_term(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"use_error_term must be True or False, got {value!r}")
+        self._use_error_term = value
+
+    def get_activation_fn(self) -> nn.Module:
+        """The activation applied to the pre-activations (ReLU; TopK-style SAEs override).
+
+        Available as ``self.activation_fn``; :meth:`encode` is the interface that matters.
+        """
+        return nn.ReLU()
+
+    def turn_on_forward_pass_hook_z_reshaping(self) -> None:
+        """Accept ``[..., n_heads, d_head]`` inputs: flatten them, and unflatten outputs."""
+        hook_name = self.cfg.metadata.hook_name
+        if hook_name is not None and not str(hook_name).endswith("_z"):
+            raise ValueError(f"hook_z reshaping is for SAEs on a hook_z activation, not {hook_name!r}")
+        self.hook_z_reshaping_mode = True
+
+    def turn_off_forward_pass_hook_z_reshaping(self) -> None:
+        """Take and return ``[..., d_in]`` activations as they are."""
+        self.hook_z_reshaping_mode = False
+        self._d_head = None
+
+    def get_name(self) -> str:
+        """``sae_<model_name>_<hook_name>_<d_sae>`` from the metadata."""
+        metadata = self.cfg.metadata
+        return f"sae_{metadata.model_name}_{metadata.hook_name}_{self.cfg.d_sae}"
 
     # --- construction ---------------------------------------------------------------------
 
@@ -108,7 +151,7 @@ class SAE(nn.Module):
 
     def _reshape_in(self, x: torch.Tensor) -> torch.Tensor:
         self._d_head = None
-        if self.cfg.reshape_activations == "hook_z" and not self.is_training:
+        if self.hook_z_reshaping_mode:
             if x.ndim >= 2 and x.shape[-1] != self.cfg.d_in:
                 self._d_head = x.shape[-1]
                 return x.flatten(-2)
@@ -150,12 +193,12 @@ class SAE(nn.Module):
     def _prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         return self._normalize_in(self._reshape_in(x.to(self.dtype)))
 
-    def process_sae_in(self, x: torch.Tensor) -> torch.Tensor:
+    def process_sae_in(self, sae_in: torch.Tensor) -> torch.Tensor:
         """Cast, reshape (``hook_z``), normalise, then subtract ``b_dec`` if configured."""
-        x = self._prepare_input(x)
+        sae_in = self._prepare_input(sae_in)
         if self.cfg.apply_b_dec_to_input:
-            x = x - self.b_dec
-        return x
+            sae_in = sae_in - self.b_dec
+        return sae_in
 
     def encoder_linear(
         self,
@@ -196,8 +239,12 @@ class SAE(nn.Module):
         return self._finish_decode(_dense_linear(feature_acts, self.W_dec, self.b_dec))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``decode(encode(x))``."""
-        return self.decode(self.encode(x))
+        """``decode(encode(x))``, plus ``(x - decode(encode(x)))`` without gradient when
+        ``use_error_term``."""
+        sae_out = self.decode(self.encode(x))
+        if self.use_error_term:
+            sae_out = sae_out + (x - sae_out).detach()
+        return sae_out
 
     # --- weight surgery ----------------------------------------------------------------------
 
@@ -209,12 +256,19 @@ class SAE(nn.Module):
     @torch.no_grad()
     def fold_W_dec_norm(self) -> None:
         """Give decoder rows unit norm, moving the norms into the encoder (outputs unchanged)."""
+        self.fold_and_get_W_dec_norm()
+
+    @torch.no_grad()
+    def fold_and_get_W_dec_norm(self) -> torch.Tensor:
+        """Divide decoder rows by their norms and multiply ``W_enc`` columns and ``b_enc``
+        by them, in place; return the norms ``[d_sae]``."""
         norms = self.get_W_dec_norm()
         self.W_dec.data.div_(norms[:, None])
         self.W_enc.data.mul_(norms[None, :])
         b_enc = getattr(self, "b_enc", None)
         if isinstance(b_enc, torch.Tensor):
             b_enc.data.mul_(norms)
+        return norms
 
     @torch.no_grad()
     def fold_activation_norm_scaling_factor(self, scaling_factor: float) -> None:
@@ -264,21 +318,3 @@ class SAE(nn.Module):
                 )
         with torch.no_grad():
             self.load_state_dict(state, strict=True)
-
-    @classmethod
-    def load_from_disk(
-        cls: type[T_SAE], path: str | Path, device: str | torch.device = "cpu", dtype: str | None = None
-    ) -> T_SAE:
-        """Load an SAE folder written by ``save_model``/``save_inference_model``.
-
-        On :class:`SAE` (or an inference class) this returns the inference class named by
-        ``cfg.json``'s ``"architecture"``; a training checkpoint is converted to its
-        inference form. On :class:`TrainingSAE` (or a training class) it returns the
-        training class. ``device``/``dtype`` override the saved values.
-        """
-        from synthsae.saes.loading import load_sae
-
-        device = check_device("device", device)  # before any tensor is read onto it
-        cfg_dict, state_dict = load_sae_files(path, device=device)
-        source = str(Path(path) / SAE_WEIGHTS_FILENAME)
-        return load_sae(cls, cfg_dict, state_dict, device, dtype, source)  # type: ignore[return-value]

@@ -112,6 +112,19 @@ def row_topk(hidden_pre: torch.Tensor, k: int) -> SparseActivations:
     return SparseActivations.from_row_topk(F.relu(values), indices, hidden_pre.shape[-1])
 
 
+def _top_signed(key: torch.Tensor, source: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, indices)``: each row's top ``k`` of ``key`` (ranking only, no gradient),
+    the values taken from ``source`` with their signs."""
+    indices = torch.topk(key.detach(), k, dim=-1, sorted=False).indices
+    return source.gather(-1, indices), indices
+
+
+def row_abs_topk(hidden_pre: torch.Tensor, k: int) -> SparseActivations:
+    """Per row, the ``k`` pre-activations of largest magnitude, with their signs (no ReLU)."""
+    values, indices = _top_signed(hidden_pre.abs(), hidden_pre, k)
+    return SparseActivations.from_row_topk(values, indices, hidden_pre.shape[-1])
+
+
 # CPU batch top-k: a strided sample of the batch gives a cut-off below which (with a 2x
 # margin) no kept value lies; only entries above it go through the exact top-k.
 _SAMPLE_STRIDE = 31
@@ -159,9 +172,13 @@ def topk_aux_loss(
     scale: torch.Tensor | None,
     k_aux: int,
     read_dead_count: bool | None = None,
+    by_magnitude: bool = False,
 ) -> torch.Tensor:
     """Reconstruction of ``residual`` by the top ``k_aux`` dead latents of each row.
 
+    The top latents are those with the largest pre-activations, or with
+    ``by_magnitude`` the largest ``|pre-activation|`` (AbsTopK); either way they
+    contribute their signed pre-activations.
     ``hidden_pre [n, m]`` may be negative (no ReLU); ``W_dec [m, d_out]`` gives the
     latents' directions, optionally multiplied per latent by ``scale``; no bias is added.
     Returns ``min(n_dead / k_aux, 1) * mean_b ||recon - residual||^2`` (0 when no latent is
@@ -181,12 +198,21 @@ def topk_aux_loss(
         dead_columns = dead_mask.nonzero().squeeze(1)
         n_dead = dead_columns.numel()
         scale_factor: torch.Tensor | float = min(n_dead / k_aux, 1.0)
-        values, local = torch.topk(hidden_pre.index_select(-1, dead_columns), min(k_aux, n_dead), dim=-1, sorted=False)
+        dead_pre = hidden_pre.index_select(-1, dead_columns)
+        n_keep = min(k_aux, n_dead)
+        if by_magnitude:
+            values, local = _top_signed(dead_pre.abs(), dead_pre, n_keep)
+        else:
+            values, local = torch.topk(dead_pre, n_keep, dim=-1, sorted=False)
         indices = dead_columns[local]
     else:
         scale_factor = (dead_mask.sum() / k_aux).clamp(max=1.0)
-        masked = torch.where(dead_mask, hidden_pre, torch.full_like(hidden_pre, -torch.inf))
-        values, indices = torch.topk(masked, min(k_aux, n_latents), dim=-1, sorted=False)
+        key = hidden_pre.abs() if by_magnitude else hidden_pre
+        masked = torch.where(dead_mask, key, torch.full_like(key, -torch.inf))
+        if by_magnitude:
+            values, indices = _top_signed(masked, hidden_pre, min(k_aux, n_latents))
+        else:
+            values, indices = torch.topk(masked, min(k_aux, n_latents), dim=-1, sorted=False)
         values = torch.where(dead_mask[indices], values, torch.zeros_like(values))
     weights = values if scale is None else values * scale[indices]
     recon = F.embedding_bag(indices, W_dec, mode="sum", per_sample_weights=weights.to(W_dec.dtype))

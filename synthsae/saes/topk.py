@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from synthsae.config_values import check_bool, check_float, check_int
 from synthsae.saes.base import (
@@ -25,6 +26,17 @@ def dense_row_topk(hidden_pre: torch.Tensor, k: int) -> torch.Tensor:
     """Dense latents keeping each row's ``k`` largest entries after ReLU (others 0)."""
     values, indices = torch.topk(hidden_pre, k, dim=-1, sorted=False)
     return torch.zeros_like(hidden_pre).scatter(-1, indices, F.relu(values))
+
+
+class TopK(nn.Module):
+    """Activation keeping each row's ``k`` largest entries after ReLU (others 0)."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dense_row_topk(x, self.k)
 
 
 @torch.no_grad()
@@ -81,6 +93,10 @@ class TopKSAE(SAE):
         """Base weights plus a zero ``b_enc``."""
         super().initialize_weights()
         self.b_enc = self.zero_parameter(self.cfg.d_sae)
+
+    def get_activation_fn(self) -> nn.Module:
+        """:class:`TopK` with this SAE's ``k``."""
+        return TopK(self.cfg.k)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Per-row top-``k`` latents (ReLU applied, so fewer than ``k`` can be non-zero)."""
@@ -157,6 +173,10 @@ class TopKTrainingSAE(TrainingSAE):
         super().initialize_weights()
         self.b_enc = self.zero_parameter(self.cfg.d_sae)
 
+    def get_activation_fn(self) -> nn.Module:
+        """:class:`TopK` with this SAE's ``k`` (the activation of :meth:`select`, dense)."""
+        return TopK(self.cfg.k)
+
     # --- pieces shared with BatchTopK and Matryoshka -----------------------------------------
 
     def decoder_scale(self) -> torch.Tensor | None:
@@ -217,20 +237,37 @@ class TopKTrainingSAE(TrainingSAE):
         sae_out: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """``{"auxiliary_reconstruction_loss": ...}`` (see :func:`topk_aux_loss`)."""
-        return {"auxiliary_reconstruction_loss": self.calculate_topk_aux_loss(step_input, hidden_pre, sae_out)}
+        loss = self.calculate_topk_aux_loss(step_input.sae_in, sae_out, hidden_pre, step_input.dead_neuron_mask)
+        return {"auxiliary_reconstruction_loss": loss}
 
     def calculate_topk_aux_loss(
-        self, step_input: TrainStepInput, hidden_pre: torch.Tensor, sae_out: torch.Tensor
+        self,
+        sae_in: torch.Tensor,
+        sae_out: torch.Tensor,
+        hidden_pre: torch.Tensor,
+        dead_neuron_mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Dead latents (top ``d_in // 2`` per row, no ReLU) reconstruct the detached residual."""
-        residual = (step_input.sae_in - sae_out).detach().reshape(-1, self.cfg.d_in)
+        """Dead latents (top ``d_in // 2`` per row, no ReLU) reconstruct the detached residual,
+        times ``aux_loss_coefficient``."""
+        return self._dead_latent_loss(sae_in, sae_out, hidden_pre, dead_neuron_mask, by_magnitude=False)
+
+    def _dead_latent_loss(
+        self,
+        sae_in: torch.Tensor,
+        sae_out: torch.Tensor,
+        hidden_pre: torch.Tensor,
+        dead_neuron_mask: torch.Tensor | None,
+        by_magnitude: bool,
+    ) -> torch.Tensor:
+        residual = (sae_in - sae_out).detach().reshape(-1, self.cfg.d_in)
         loss = topk_aux_loss(
             hidden_pre.reshape(-1, self.cfg.d_sae),
-            step_input.dead_neuron_mask,
+            dead_neuron_mask,
             residual,
             self.W_dec,
             self.decoder_scale(),
             self.cfg.d_in // 2,
+            by_magnitude=by_magnitude,
         )
         return self.cfg.aux_loss_coefficient * loss
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from synthsae.saes.config import TrainingSAEConfig
-from synthsae.saes.io import save_sae_files
+from synthsae.saes.io import SAE_WEIGHTS_FILENAME, load_tensors, save_sae_files
 from synthsae.saes.sae import SAE
 from synthsae.saes.steps import TrainCoefficientConfig, TrainStepInput, TrainStepOutput
 
@@ -26,10 +26,11 @@ class TrainingSAE(SAE):
     cfg: TrainingSAEConfig
     is_training: ClassVar[bool] = True
 
-    def __init__(self, cfg: TrainingSAEConfig):
+    def __init__(self, cfg: TrainingSAEConfig, use_error_term: bool = False):
         if not isinstance(cfg, TrainingSAEConfig):
             raise TypeError(f"{type(self).__name__} needs a TrainingSAEConfig, got {type(cfg).__name__}")
-        super().__init__(cfg)
+        cfg.add_training_info_to_metadata()  # the details as validated (subclasses convert values after the base)
+        super().__init__(cfg, use_error_term)
 
     def initialize_weights(self) -> None:
         """Base initialisation, then decoder rows rescaled to ``decoder_init_norm`` and re-tied."""
@@ -125,6 +126,11 @@ class TrainingSAE(SAE):
         from synthsae.saes.loading import load_sae
 
         return load_sae(SAE, cfg_dict, state, self.cfg.device, None, f"{type(self).__name__} weights")
+
+    def load_weights_from_checkpoint(self, checkpoint_path: str | Path) -> None:
+        """Load the weights of a ``save_model`` folder into this SAE (its config is not read)."""
+        path = Path(checkpoint_path) / SAE_WEIGHTS_FILENAME
+        self.load_saved_state(load_tensors(path, device=self.device), str(path))
 
     @torch.no_grad()
     def log_histograms(self) -> dict[str, np.ndarray]:

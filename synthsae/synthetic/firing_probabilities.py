@@ -196,7 +196,7 @@ class ConstantFiringProbabilityConfig(FiringProbabilityConfig):
 
 # ------------------------------------------------------------------- registry
 register_firing_probability = FiringProbabilityConfig.register
-"""``register_firing_probability(name, cls)``: make ``cls`` rebuildable by
+"""``register_firing_probability(name, config_class)``: make ``config_class`` rebuildable by
 :meth:`FiringProbabilityConfig.from_dict` under ``name`` (see :meth:`GeneratorConfig.register`)."""
 get_firing_probability_class = FIRING_PROB_REGISTRY.get_or_raise
 """``get_firing_probability_class(name)``: the class registered under ``name`` (``ValueError``

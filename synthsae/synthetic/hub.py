@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthsae._hub import hub_error, hub_module
 from synthsae.synthetic.model_config import (
     SYNTHETIC_MODEL_CONFIG_FILENAME,
     SYNTHETIC_MODEL_HIERARCHY_FILENAME,
@@ -35,26 +36,6 @@ __all__ = [
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?"
 _REPO_ID = re.compile(rf"^{_NAME}(?:/{_NAME})?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-
-
-def _hub() -> Any:
-    try:
-        import huggingface_hub
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the Hugging Face hub functions need the optional dependency huggingface_hub: "
-            "pip install 'synthsae[hub]'"
-        ) from err
-    return huggingface_hub
-
-
-def _hub_error(name: str) -> type[Exception]:
-    """``huggingface_hub``'s exception class ``name`` (its location moved between versions)."""
-    try:
-        from huggingface_hub import errors
-    except ImportError:  # pragma: no cover - older huggingface_hub
-        from huggingface_hub import utils as errors
-    return getattr(errors, name)
 
 
 # ---------------------------------------------------------------- sources
@@ -113,7 +94,7 @@ def download_synthetic_model(
         FileNotFoundError: when the config declares a hierarchy but ``hierarchy.json``
             cannot be found.
     """
-    hub = _hub()
+    hub = hub_module()
     prefix = f"{model_path.strip('/')}/" if model_path and model_path.strip("/") else ""
     names = [f"{prefix}{n}" for n in (SYNTHETIC_MODEL_CONFIG_FILENAME, SYNTHETIC_MODEL_WEIGHTS_FILENAME)]
     config_file = Path(hub.hf_hub_download(repo_id=repo_id, filename=names[0], revision=revision, force_download=force_download))
@@ -135,7 +116,7 @@ def download_synthetic_model(
                 )
             )
         )
-    except _hub_error("EntryNotFoundError") as err:
+    except hub_error("EntryNotFoundError") as err:
         if declares_hierarchy:
             raise FileNotFoundError(
                 f"{SYNTHETIC_MODEL_HIERARCHY_FILENAME} not found in {repo_id}"
@@ -245,7 +226,7 @@ def upload_synthetic_model_to_huggingface(
     """
     from synthsae.synthetic.synthetic_model import SyntheticModel
 
-    hub = _hub()
+    hub = hub_module()
     api = api if api is not None else hub.HfApi()
     sub = hf_path.strip("/") if hf_path else None
     with tempfile.TemporaryDirectory(prefix="synthsae-upload-") as tmp:
@@ -261,7 +242,7 @@ def upload_synthetic_model_to_huggingface(
 
         try:
             api.repo_info(hf_repo_id, repo_type="model")
-        except _hub_error("RepositoryNotFoundError"):
+        except hub_error("RepositoryNotFoundError"):
             api.create_repo(hf_repo_id, private=private, repo_type="model", exist_ok=True)
         if hf_revision != "main":
             api.create_branch(hf_repo_id, branch=hf_revision, repo_type="model", exist_ok=True)

@@ -140,7 +140,7 @@ class FoldedNormalMagnitudeConfig(MagnitudeConfig):
 
 
 register_magnitude = MagnitudeConfig.register
-"""``register_magnitude(name, cls)``: make ``cls`` rebuildable by :meth:`MagnitudeConfig.from_dict`
+"""``register_magnitude(name, config_class)``: make ``config_class`` rebuildable by :meth:`MagnitudeConfig.from_dict`
 under ``name`` (see :meth:`GeneratorConfig.register`)."""
 get_magnitude_class = MAGNITUDE_REGISTRY.get_or_raise
 """``get_magnitude_class(name)``: the class registered under ``name`` (``ValueError`` listing the

@@ -73,9 +73,9 @@ class OrthogonalizationConfig:
         return {"num_steps": self.num_steps, "lr": self.lr, "chunk_size": self.chunk_size}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> OrthogonalizationConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> OrthogonalizationConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
-        return cls(**dataclass_values(cls, data))
+        return cls(**dataclass_values(cls, d))
 
 
 @dataclass
@@ -103,9 +103,9 @@ class LowRankCorrelationConfig:
         return {"rank": self.rank, "correlation_scale": self.correlation_scale, "seed": self.seed}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LowRankCorrelationConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> LowRankCorrelationConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
-        return cls(**dataclass_values(cls, data))
+        return cls(**dataclass_values(cls, d))
 
 
 def _magnitude(name: str, value: Any) -> float | MagnitudeConfig:
@@ -214,14 +214,14 @@ class SyntheticModelConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SyntheticModelConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> SyntheticModelConfig:
         """Rebuild from :meth:`to_dict` output (sub-configs as dicts or objects).
 
         Raises:
             ValueError: for an unknown or missing key, or an invalid value (the message
                 names the key).
         """
-        values = dataclass_values(cls, data)
+        values = dataclass_values(cls, d)
         try:
             return cls(**values)
         except KeyError as err:

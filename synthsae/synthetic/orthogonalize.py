@@ -136,8 +136,8 @@ def orthogonal_initializer(
     """
     _check_args(num_steps, lr, chunk_size, precision)
 
-    def initialize(feature_dict: FeatureDictionary) -> None:
+    def initializer(feature_dict: FeatureDictionary) -> None:
         # in place: a million 768-d vectors are 3 GiB, and the Adam state needs two more copies
         _orthogonalize_in_place(feature_dict.feature_vectors.data, num_steps, lr, show_progress, precision)
 
-    return initialize
+    return initializer

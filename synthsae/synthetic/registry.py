@@ -120,23 +120,24 @@ class GeneratorConfig(ABC):
         return next(c for c in cls.__mro__ if "registry" in c.__dict__)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Any:
+    def from_dict(cls, d: dict[str, Any]) -> Any:
         """Rebuild a config written by :meth:`to_dict`, whatever its class in the family.
 
         Raises:
             ValueError: if ``"generator_name"`` is missing or not registered.
         """
-        return config_from_dict(cls.registry, data, cls.family())
+        return config_from_dict(cls.registry, d, cls.family())
 
     @classmethod
-    def register(family, name: str, cls: type) -> None:  # ``cls``: the class being registered
-        """Make ``cls`` (a class of this family) rebuildable by :meth:`from_dict` under ``name``.
+    def register(family, name: str, config_class: type) -> None:
+        """Make ``config_class`` (a class of this family) rebuildable by :meth:`from_dict` under
+        ``name`` (the argument names are the reference's).
 
         Raises:
-            TypeError: if ``cls`` is not in this family.
+            TypeError: if ``config_class`` is not in this family.
             ValueError: if ``name`` is already registered.
         """
         base = family.family()
-        if not (isinstance(cls, type) and issubclass(cls, base)):
-            raise TypeError(f"cls must be a {base.__name__} subclass, got {cls!r}")
-        family.registry.register(name, cls)
+        if not (isinstance(config_class, type) and issubclass(config_class, base)):
+            raise TypeError(f"config_class must be a {base.__name__} subclass, got {config_class!r}")
+        family.registry.register(name, config_class)

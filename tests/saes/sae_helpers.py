@@ -16,6 +16,7 @@ ARCHITECTURES = (
     "jumprelu",
     "gated",
     "matching_pursuit",
+    "abstopk",
 )
 
 
@@ -29,6 +30,7 @@ def training_config(name: str, d_in: int = 16, d_sae: int = 32, **overrides):
         "jumprelu": {"l0_coefficient": 0.01},
         "gated": {"l1_coefficient": 0.05},
         "matching_pursuit": {},
+        "abstopk": {"k": 4},
     }[name]
     cfg_cls = get_sae_architecture(name).training_cfg_cls
     with warnings.catch_warnings():

@@ -26,7 +26,12 @@ from synthsae.saes.topk import TopKSAEConfig, TopKTrainingSAEConfig
 def test_base_defaults() -> None:
     cfg = StandardTrainingSAEConfig(d_in=8, d_sae=16)
     assert (cfg.dtype, cfg.device, cfg.apply_b_dec_to_input) == ("float32", "cpu", True)
-    assert (cfg.normalize_activations, cfg.reshape_activations, cfg.metadata) == ("none", "none", {})
+    assert (cfg.normalize_activations, cfg.reshape_activations) == ("none", "none")
+    # metadata as the reference keeps it: format versions plus the training details
+    assert cfg.metadata.sae_lens_version == cfg.metadata["sae_lens_training_version"] == "6.54.12"
+    assert cfg.metadata.training_architecture == "standard"
+    assert cfg.metadata.training_architecture_details["l1_coefficient"] == 1.0
+    assert cfg.metadata.hook_name is None and "hook_name" not in cfg.metadata
     assert cfg.decoder_init_norm == 0.1
     assert (cfg.l1_coefficient, cfg.lp_norm, cfg.l1_warm_up_steps) == (1.0, 1.0, 0)
 
@@ -81,7 +86,8 @@ def test_training_config_round_trip(name: str) -> None:
     cfg = training_config(name, metadata={"note": "x"})
     data = cfg.to_dict()
     assert data["architecture"] == name
-    assert data["metadata"] == {"note": "x"}
+    assert data["metadata"]["note"] == "x"
+    assert data["metadata"]["training_architecture"] == name
     assert TrainingSAEConfig.from_dict(data) == cfg  # class chosen from "architecture"
     assert type(cfg).from_dict(data) == cfg
 
@@ -93,11 +99,12 @@ def test_inference_config_round_trip() -> None:
     assert SAEConfig.from_dict(mp.to_dict()) == mp
 
 
-def test_from_dict_rejects_unknown_keys_naming_them() -> None:
-    data = StandardTrainingSAEConfig(d_in=8, d_sae=16).to_dict()
+def test_from_dict_ignores_unknown_keys_with_a_warning_naming_them() -> None:
+    cfg = StandardTrainingSAEConfig(d_in=8, d_sae=16)
+    data = cfg.to_dict()
     data["l2_coefficient"] = 3
-    with pytest.raises(ValueError, match="l2_coefficient"):
-        StandardTrainingSAEConfig.from_dict(data)
+    with pytest.warns(UserWarning, match=r"ignoring config key\(s\) \['l2_coefficient'\]"):
+        assert StandardTrainingSAEConfig.from_dict(data) == cfg
 
 
 def test_from_dict_rejects_mismatched_class() -> None:
@@ -172,8 +179,21 @@ def test_jumprelu_validation() -> None:
         JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_sparsity_loss_mode="l1")
     with pytest.raises(ValueError, match="jumprelu_bandwidth must be > 0"):
         JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_bandwidth=0)
-    with pytest.raises(ValueError, match="jumprelu_init_threshold must be > 0"):
+    with pytest.raises(ValueError, match="jumprelu_init_threshold must be >= 0"):
         JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_init_threshold=-0.1)
+    assert JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_init_threshold=0.0).jumprelu_init_threshold == 0.0
+
+
+def test_jumprelu_quadratic_mode_needs_a_target_l0_within_d_sae() -> None:
+    with pytest.raises(ValueError, match="target_l0 must be set"):
+        JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_sparsity_loss_mode="quadratic")
+    for bad in (0, -1.0, 8.5):
+        with pytest.raises(ValueError, match=r"target_l0 must be in \(0, d_sae=8\]"):
+            JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_sparsity_loss_mode="quadratic", target_l0=bad)
+    cfg = JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, jumprelu_sparsity_loss_mode="quadratic", target_l0=8)
+    assert cfg.target_l0 == 8.0
+    # other modes ignore target_l0, as the reference does
+    assert JumpReLUTrainingSAEConfig(d_in=4, d_sae=8, target_l0=100.0).target_l0 == 100.0
 
 
 def test_matching_pursuit_validation_and_norm_warning() -> None:
@@ -182,11 +202,14 @@ def test_matching_pursuit_validation_and_norm_warning() -> None:
     with pytest.raises(ValueError, match="residual_threshold must be >= 0"):
         MatchingPursuitSAEConfig(d_in=4, d_sae=8, residual_threshold=-1.0)
     with pytest.warns(UserWarning, match="decoder_init_norm must be 1.0"):
-        cfg = MatchingPursuitTrainingSAEConfig(d_in=4, d_sae=8, decoder_init_norm=0.1)
+        cfg = MatchingPursuitTrainingSAEConfig(d_in=4, d_sae=8, decoder_init_norm=0.5)
     assert cfg.decoder_init_norm == 1.0
+    # the field default is the reference's 0.1; it becomes 1.0 without a warning
+    field = next(f for f in dataclasses.fields(MatchingPursuitTrainingSAEConfig) if f.name == "decoder_init_norm")
+    assert field.default == 0.1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        MatchingPursuitTrainingSAEConfig(d_in=4, d_sae=8)
+        assert MatchingPursuitTrainingSAEConfig(d_in=4, d_sae=8).decoder_init_norm == 1.0
 
 
 class TestMatryoshkaWidths:

@@ -25,7 +25,10 @@ def _perturb(sae: torch.nn.Module, seed: int = 0) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in sae.named_parameters():
-            param.add_((0.02 if name == "log_threshold" else 0.2) * torch.randn(param.shape, generator=generator))
+            if name == "threshold":  # positive, as training keeps it
+                param.copy_(0.05 + 0.2 * torch.rand(param.shape, generator=generator))
+                continue
+            param.add_(0.2 * torch.randn(param.shape, generator=generator))
             if name == "W_dec":  # uneven decoder norms
                 param.mul_(torch.linspace(0.5, 3.0, param.shape[0])[:, None])
 

@@ -149,6 +149,19 @@ class TestJumpReLUStraightThrough:
         # -(1/eps) = -20, weighted by the upstream gradient of each column
         torch.testing.assert_close(theta.grad, torch.tensor([-40.0, -40.0, 0.0]))
 
+    def test_ste_to_input_sends_the_estimator_to_the_pre_activations(self) -> None:
+        h = self.H.clone().requires_grad_()
+        theta = self.THETA.clone().requires_grad_()
+        JumpReLUFunction.apply(h, theta, 0.05, True).sum().backward()
+        # exact part [h > t] plus +(t/eps) K = +10 where the kernel hits ([[1,1,0],[1,0,0]])
+        torch.testing.assert_close(h.grad, torch.tensor([[10.0, 11.0, 1.0], [11.0, 0.0, 0.0]]))
+        torch.testing.assert_close(theta.grad, torch.tensor([-20.0, -10.0, 0.0]))
+        h2 = self.H.clone().requires_grad_()
+        theta2 = self.THETA.clone().requires_grad_()
+        StepFunction.apply(h2, theta2, 0.05, True).sum().backward()
+        torch.testing.assert_close(h2.grad, torch.tensor([[20.0, 20.0, 0.0], [20.0, 0.0, 0.0]]))
+        torch.testing.assert_close(theta2.grad, -h2.grad.sum(0))
+
 
 class TestJumpReLUSAE:
     def _sae(self, **cfg) -> JumpReLUTrainingSAE:
@@ -159,7 +172,7 @@ class TestJumpReLUSAE:
             W_dec=W_DEC,
             b_dec=B_DEC,
             b_enc=torch.tensor([0.0, -0.5, 0.0]),
-            log_threshold=torch.log(torch.tensor([0.9, 0.4, 1.2])),
+            threshold=torch.tensor([0.9, 0.4, 1.2]),
         )
         return sae  # h = [[1, .5, 1], [0, 1.5, 0]]
 
@@ -170,13 +183,40 @@ class TestJumpReLUSAE:
         assert out.losses["l0_loss"].item() == pytest.approx(0.5 * (2 + 1) / 2)
         assert "pre_act_loss" not in out.losses
 
-    def test_step_l0_gradient_reaches_log_threshold_only(self) -> None:
+    def test_step_l0_gradient_reaches_the_threshold_only(self) -> None:
         sae = self._sae()
         sae.training_forward_pass(_step({"l0": 1.0})).losses["l0_loss"].backward()
         assert sae.W_enc.grad is None or sae.W_enc.grad.abs().sum() == 0
         # (h - t)/eps: col0 [.2, -1.8], col1 [.2, 2.2], col2 [-.4, -2.4] -> one hit each
-        # d loss/d t = -(1/eps)/B per hit = -1; d/d log t = t * d/d t
-        torch.testing.assert_close(sae.log_threshold.grad, -torch.tensor([0.9, 0.4, 1.2]))
+        # d loss/d t = -(1/eps)/B per hit = -(1/0.5)/2 = -1 (the threshold is learned directly)
+        torch.testing.assert_close(sae.threshold.grad, -torch.ones(3))
+
+    def test_step_l0_gradient_reaches_the_encoder_with_ste_to_input(self) -> None:
+        sae = self._sae(jumprelu_ste_to_input=True)
+        out = sae.training_forward_pass(_step({"l0": 1.0}))
+        out.hidden_pre.retain_grad()
+        out.losses["l0_loss"].backward()
+        # the kernel hits (0,0), (0,1), (0,2): each gets +(1/eps)/B = +1, the opposite of the threshold's
+        torch.testing.assert_close(out.hidden_pre.grad, torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]))
+        torch.testing.assert_close(sae.threshold.grad, -torch.ones(3))
+
+    def test_quadratic_loss_pulls_l0_to_the_target(self) -> None:
+        sae = self._sae(jumprelu_sparsity_loss_mode="quadratic", target_l0=1.0)
+        out = sae.training_forward_pass(_step({"l0": 0.5}))
+        # L0 per row [2, 1]: 2 / 1 * (L0 - 1)^2 = [2, 0]; mean 1, times the coefficient 0.5
+        assert out.losses["l0_loss"].item() == pytest.approx(0.5)
+        out.losses["l0_loss"].backward()
+        # d/dL0 of row 0 = 0.5 * 2 * 2 * (2 - 1) / B = 1, times -(1/eps) = -2 per kernel hit of row 0
+        torch.testing.assert_close(sae.threshold.grad, torch.tensor([-2.0, -2.0, -2.0]))
+
+    def test_training_pass_projects_negative_thresholds_to_zero(self) -> None:
+        sae = self._sae()
+        with torch.no_grad():
+            sae.threshold.copy_(torch.tensor([-0.5, 0.4, -1.0]))
+        out = sae.training_forward_pass(_step({"l0": 1.0}))
+        torch.testing.assert_close(sae.threshold.detach(), torch.tensor([0.0, 0.4, 0.0]))
+        # h = [[1, .5, 1], [0, 1.5, 0]]: with thresholds 0 nothing negative passes, and 0 itself does not
+        torch.testing.assert_close(out.feature_acts, torch.tensor([[1.0, 0.5, 1.0], [0.0, 1.5, 0.0]]))
 
     def test_tanh_loss(self) -> None:
         sae = self._sae(jumprelu_sparsity_loss_mode="tanh", jumprelu_tanh_scale=2.0)
@@ -196,7 +236,20 @@ class TestJumpReLUSAE:
         assert no_dead.losses["pre_act_loss"].item() == 0.0
         assert sae.training_forward_pass(_step({"l0": 1.0}, None)).losses["pre_act_loss"].item() == 0.0
 
-    def test_threshold_is_exp_of_log_threshold_and_initialised(self) -> None:
+    def test_threshold_is_a_float32_parameter_at_its_initial_value(self) -> None:
         sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(d_in=2, d_sae=3, jumprelu_init_threshold=0.02))
-        torch.testing.assert_close(sae.threshold, torch.full((3,), 0.02))
+        assert isinstance(sae.threshold, torch.nn.Parameter)
+        torch.testing.assert_close(sae.threshold.detach(), torch.full((3,), 0.02))
         assert sae.get_coefficients()["l0"].value == 1.0
+        half = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(d_in=2, d_sae=3, dtype="bfloat16"))
+        assert half.W_enc.dtype == torch.bfloat16 and half.threshold.dtype == torch.float32
+        assert half.to(torch.bfloat16).threshold.dtype == torch.float32
+        assert half.to(torch.float64).threshold.dtype == torch.float32
+
+    def test_old_log_threshold_checkpoints_load_as_their_exponential(self) -> None:
+        sae = self._sae()
+        state = {k: v.detach().clone() for k, v in sae.state_dict().items()}
+        state["log_threshold"] = torch.log(state.pop("threshold"))
+        fresh = JumpReLUTrainingSAE(sae.cfg)
+        fresh.load_saved_state(state)
+        torch.testing.assert_close(fresh.threshold.detach(), torch.tensor([0.9, 0.4, 1.2]))

@@ -28,6 +28,7 @@ BUILTINS = {
     "jumprelu",
     "gated",
     "matching_pursuit",
+    "abstopk",
 }
 
 

@@ -164,7 +164,7 @@ def test_resume_into_another_folder_and_after_divergence(tmp_path: Path) -> None
     full = SyntheticSAERunner(make_cfg(tmp_path / "a", sae=jumprelu, n_checkpoints=2)).run()
     first = list_checkpoints(tmp_path / "a" / "ck")[0]
     with pytest.raises(NonFiniteLossError, match="mse_loss"):  # a diverging continuation...
-        SyntheticSAERunner.resume(first, overrides={"lr": 1e3, "output_path": str(tmp_path / "nan" / "out"),
+        SyntheticSAERunner.resume(first, overrides={"lr": 1e30, "output_path": str(tmp_path / "nan" / "out"),
                                                     "checkpoint_path": str(tmp_path / "nan" / "ck")}).run()
     assert list_checkpoints(tmp_path / "nan" / "ck") == []  # ...writes no checkpoint past the divergence
     runner = SyntheticSAERunner.resume(first, overrides={"output_path": str(tmp_path / "b" / "out"),
@@ -181,7 +181,7 @@ def test_resume_into_another_folder_and_after_divergence(tmp_path: Path) -> None
 def test_non_finite_loss_stops_the_run_at_once(tmp_path: Path) -> None:
     sae = {"architecture": "jumprelu", "d_sae": 24}
     with pytest.raises(NonFiniteLossError, match=r"step.*mse_loss=nan") as info:
-        SyntheticSAERunner(make_cfg(tmp_path, sae=sae, lr=1e3, n_checkpoints=3)).run()
+        SyntheticSAERunner(make_cfg(tmp_path, sae=sae, lr=1e30, n_checkpoints=3)).run()  # weights overflow
     assert info.value.step <= 10
     assert list_checkpoints(tmp_path / "ck") == []  # nothing written from a diverged state
     events = [r for r in read_metrics(tmp_path / "out") if r.get("event") == "non_finite_loss"]

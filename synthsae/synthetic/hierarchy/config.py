@@ -79,6 +79,6 @@ class HierarchyConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HierarchyConfig:
+    def from_dict(cls, d: dict[str, Any]) -> HierarchyConfig:
         """Inverse of :meth:`to_dict` (unknown keys raise ``ValueError``)."""
-        return cls(**dataclass_values(cls, data))
+        return cls(**dataclass_values(cls, d))

@@ -39,35 +39,35 @@ class Hierarchy:
         return {"roots": [root.to_dict() for root in self.roots]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Hierarchy:
+    def from_dict(cls, d: dict[str, Any]) -> Hierarchy:
         """Rebuild the nodes (and their modifier) from :meth:`to_dict` output."""
         from synthsae.synthetic.hierarchy.modifier import hierarchy_modifier
 
-        if not isinstance(data, dict) or "roots" not in data:
+        if not isinstance(d, dict) or "roots" not in d:
             raise ValueError("a hierarchy dict must have a 'roots' list")
-        raw = data["roots"]
+        raw = d["roots"]
         if not isinstance(raw, list):
             raise ValueError(f"hierarchy 'roots' must be a list, got {type(raw).__name__}")
         roots = [HierarchyNode.from_dict(r) for r in raw]
         return cls(roots=roots, modifier=hierarchy_modifier(roots))
 
-    def compute_probability_correction_factors(self, base_probs: torch.Tensor) -> torch.Tensor:
+    def compute_probability_correction_factors(self, base_firing_probabilities: torch.Tensor) -> torch.Tensor:
         """Multipliers that offset the firings the hierarchy removes.
 
         For a feature with nearest feature ancestor ``P`` the factor is ``1 / p[P]``
-        (``p`` = ``base_probs``; nothing when ``P`` is missing or ``p[P] == 0``). Each
+        (``p`` = ``base_firing_probabilities``; nothing when ``P`` is missing or ``p[P] == 0``). Each
         member ``i`` of a mutually exclusive group is further multiplied by
         ``1 + max(0, sum of the other members' p) / p_parent``, where ``p_parent`` is
         the probability of the group's node (its nearest feature ancestor for an
         organisational node, 1 at the top), when that is > 0. Features outside the
-        forest get 1. The result has ``base_probs``'s dtype and device.
+        forest get 1. The result has ``base_firing_probabilities``'s dtype and device.
         """
         check_forest(self.roots)
-        base = torch.as_tensor(base_probs)
+        base = torch.as_tensor(base_firing_probabilities)
         h = CompiledHierarchy.from_roots(self.roots).to(base.device)
         if h.size > base.numel():
             raise ValueError(
-                f"base_probs has {base.numel()} entries but the hierarchy uses feature index {h.size - 1}"
+                f"base_firing_probabilities has {base.numel()} entries but the hierarchy uses feature index {h.size - 1}"
             )
         p = base[: h.size]
         ones = torch.ones_like(p)

@@ -68,7 +68,7 @@ class HierarchyNode:
 
     # ----------------------------------------------------------- building
     @classmethod
-    def from_dict(cls, data: Mapping[Any, Any]) -> HierarchyNode:
+    def from_dict(cls, tree_dict: Mapping[Any, Any]) -> HierarchyNode:
         """Build a tree from a dictionary, in either of two forms.
 
         * Explicit: ``{"feature_index": 0, "children": [...], "mutually_exclusive_children":
@@ -80,13 +80,13 @@ class HierarchyNode:
           ``None`` for a leaf). A value may also carry the option keys above. A single
           top-level key gives that node; several give an organisational node over them.
         """
-        if isinstance(data, HierarchyNode):
-            return data
-        if not isinstance(data, Mapping):
-            raise TypeError(f"HierarchyNode.from_dict expects a dict, got {type(data).__name__}: {data!r}")
-        if "feature_index" in data or "children" in data:
-            return cls._from_explicit(data)
-        options, kids = cls._split_nested(data)
+        if isinstance(tree_dict, HierarchyNode):
+            return tree_dict
+        if not isinstance(tree_dict, Mapping):
+            raise TypeError(f"HierarchyNode.from_dict expects a dict, got {type(tree_dict).__name__}: {tree_dict!r}")
+        if "feature_index" in tree_dict or "children" in tree_dict:
+            return cls._from_explicit(tree_dict)
+        options, kids = cls._split_nested(tree_dict)
         if len(kids) == 1 and not options:
             index, value = next(iter(kids.items()))
             return cls._from_nested(index, value)

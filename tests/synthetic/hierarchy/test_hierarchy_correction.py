@@ -75,7 +75,7 @@ def test_dtype_and_device_kept():
 
 
 def test_short_probability_vector_rejected():
-    with pytest.raises(ValueError, match="base_probs"):
+    with pytest.raises(ValueError, match="base_firing_probabilities"):
         H(HierarchyNode(0, [HierarchyNode(5)])).compute_probability_correction_factors(torch.full((3,), 0.5))
 
 
