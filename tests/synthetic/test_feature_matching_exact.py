@@ -96,8 +96,11 @@ def test_never_builds_the_sae_by_feature_matrix(monkeypatch):
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
+            inputs = [a for a in list(args) + list((kwargs or {}).values()) if isinstance(a, torch.Tensor)]
+            seen = {a.untyped_storage().data_ptr() for a in inputs}
             for t in out if isinstance(out, (tuple, list)) else (out,):
-                if isinstance(t, torch.Tensor):
+                # views (detach, slices) share their input's memory: only new storage counts
+                if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in seen:
                     Largest.largest = max(Largest.largest, t.numel())
             return out
 
