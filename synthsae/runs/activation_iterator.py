@@ -1,0 +1,125 @@
+"""The endless stream of synthetic training batches that the trainer, the runner and the
+benchmark consume: ``SyntheticActivationIterator``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from synthsae.synthetic.activation_generator import ActivationGenerator
+    from synthsae.synthetic.feature_dictionary import FeatureDictionary
+
+__all__ = ["SyntheticActivationIterator"]
+
+
+_CHUNK_ELEMENTS = 1 << 21  # hidden-activation floats drawn per generator call (8 MiB in fp32) ...
+_MAX_CHUNK_BATCHES = 64  # ... at most this many batches at once
+
+
+def _rows_independent(generator: Any) -> bool:
+    """True when the generator's rows are i.i.d. (no modifier that could mix rows of a batch)."""
+    from synthsae.synthetic.hierarchy.modifier import HierarchyModifier
+
+    modifiers = getattr(generator, "modify_activations", None)
+    return modifiers is not None and all(isinstance(m, HierarchyModifier) for m in modifiers)
+
+
+class SyntheticActivationIterator(Iterator[torch.Tensor]):
+    """Endless batches of hidden activations ``feature_dict(activations_generator(batch_size))``.
+
+    Batches are made without gradients. When the generator has ``sample_sparse`` the
+    feature activations stay sparse (a :class:`SparseBatch`) on their way through the
+    dictionary; otherwise the generator is called for a dense batch. With
+    ``autocast=True`` the dictionary product runs under bf16 autocast on the dictionary's
+    device type and batches come out in bf16; the firing process stays in full precision.
+
+    Small models: rows of a synthetic batch are independent draws, so when the
+    generator has no modifier that could mix rows (only hierarchy modifiers), several
+    batches are drawn in one call and handed out one by one (``chunk_batches``, by
+    default as many as fit in about two million hidden floats, at most 64). The
+    distribution is the same; the per-call overhead, which dominates for toy models, is
+    paid once per chunk. ``chunk_batches=1`` draws each batch separately.
+
+    ``state_dict()`` / ``load_state_dict()`` save and restore the generator's private
+    ``torch.Generator`` (when it has one; a generator drawing from the global RNG leaves
+    that RNG to the caller) and the rows of the current chunk not yet handed out.
+    """
+
+    def __init__(
+        self,
+        feature_dict: FeatureDictionary,
+        activations_generator: ActivationGenerator,
+        batch_size: int,
+        autocast: bool = False,
+        chunk_batches: int | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if chunk_batches is not None and (isinstance(chunk_batches, bool) or not isinstance(chunk_batches, int)
+                                          or chunk_batches < 1):
+            raise ValueError(f"chunk_batches must be an int >= 1 or None, got {chunk_batches!r}")
+        self.feature_dict = feature_dict
+        self.activations_generator = activations_generator
+        self.batch_size = batch_size
+        self.autocast = bool(autocast)
+        self._sample_sparse = getattr(activations_generator, "sample_sparse", None)
+        if chunk_batches is None:
+            per_batch = batch_size * int(getattr(feature_dict, "hidden_dim", 1))
+            chunk_batches = max(1, min(_MAX_CHUNK_BATCHES, _CHUNK_ELEMENTS // per_batch))
+            if not _rows_independent(activations_generator):
+                chunk_batches = 1
+        self.chunk_batches = chunk_batches
+        self._chunk: torch.Tensor | None = None  # rows drawn but not yet handed out
+        self._pos = 0
+
+    @torch.no_grad()
+    def _draw(self, rows: int) -> torch.Tensor:
+        # the firing process always runs in full precision; autocast covers only the
+        # dictionary product (sampling hands integer indices and fp32 values to numpy/torch ops
+        # that bf16 would break or bias)
+        if self._sample_sparse is not None:
+            features = self._sample_sparse(rows)
+        else:
+            features = self.activations_generator(rows)
+        if not self.autocast:
+            return self.feature_dict(features)
+        device = self.feature_dict.feature_vectors.device.type
+        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+            out = self.feature_dict(features)
+        # the sparse product (embedding_bag) is not an autocast op; hand out the dtype autocast gives
+        return out.to(torch.bfloat16)
+
+    def next_batch(self) -> torch.Tensor:
+        """One ``[batch_size, hidden_dim]`` batch."""
+        if self.chunk_batches == 1:
+            return self._draw(self.batch_size)
+        b = self.batch_size
+        if self._chunk is None or self._pos + b > self._chunk.shape[0]:
+            self._chunk, self._pos = self._draw(b * self.chunk_batches), 0
+        self._pos += b
+        return self._chunk[self._pos - b:self._pos]
+
+    def __iter__(self) -> SyntheticActivationIterator:
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        return self.next_batch()
+
+    def state_dict(self) -> dict[str, Any]:
+        gen = getattr(self.activations_generator, "generator", None)
+        pending = None
+        if self._chunk is not None and self._pos < self._chunk.shape[0]:
+            pending = self._chunk[self._pos:].clone()
+        return {"generator_state": gen.get_state() if isinstance(gen, torch.Generator) else None,
+                "pending_rows": pending}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        gen = getattr(self.activations_generator, "generator", None)
+        if state.get("generator_state") is not None and isinstance(gen, torch.Generator):
+            gen.set_state(state["generator_state"])
+        pending = state.get("pending_rows")
+        self._chunk = None if pending is None else pending.to(self.feature_dict.feature_vectors.device)
+        self._pos = 0
