@@ -3,10 +3,14 @@ benchmark consume: ``SyntheticActivationIterator``."""
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from synthsae.runs.prefetch import Prefetcher
 
 if TYPE_CHECKING:  # pragma: no cover
     from synthsae.synthetic.activation_generator import ActivationGenerator
@@ -43,9 +47,18 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
     distribution is the same; the per-call overhead, which dominates for toy models, is
     paid once per chunk. ``chunk_batches=1`` draws each batch separately.
 
+    ``prefetch=N`` draws up to ``N`` chunks ahead on a background thread (one torch thread;
+    see :class:`~synthsae.runs.prefetch.Prefetcher`) while the caller trains on the current
+    one. The stream is the same as without prefetching, draw for draw, as long as nothing
+    else draws from the same generator meanwhile: wrap such code (an eval sharing the
+    sampler) in :meth:`paused`, and call :meth:`close` when done. With a generator that
+    draws from the global RNG, the caller must not use that RNG while prefetching.
+
     ``state_dict()`` / ``load_state_dict()`` save and restore the generator's private
     ``torch.Generator`` (when it has one; a generator drawing from the global RNG leaves
-    that RNG to the caller) and the rows of the current chunk not yet handed out.
+    that RNG to the caller) and the rows drawn but not yet handed out (the rest of the
+    current chunk and any prefetched chunks), so a resumed stream continues exactly;
+    the saved state does not depend on ``prefetch``.
     """
 
     def __init__(
@@ -55,6 +68,7 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
         batch_size: int,
         autocast: bool = False,
         chunk_batches: int | None = None,
+        prefetch: int = 0,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -72,6 +86,10 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
             if not _rows_independent(activations_generator):
                 chunk_batches = 1
         self.chunk_batches = chunk_batches
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+            raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
+        self.prefetch = prefetch
+        self._prefetcher: Prefetcher[torch.Tensor] | None = None
         self._chunk: torch.Tensor | None = None  # rows drawn but not yet handed out
         self._pos = 0
 
@@ -92,14 +110,25 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
         # the sparse product (embedding_bag) is not an autocast op; hand out the dtype autocast gives
         return out.to(torch.bfloat16)
 
+    def _next_block(self) -> torch.Tensor:
+        if self.prefetch == 0:
+            return self._draw(self.batch_size * self.chunk_batches)
+        if self._prefetcher is None:
+            self._prefetcher = Prefetcher(self._draw_block, depth=self.prefetch, threads=1)
+            weakref.finalize(self, self._prefetcher.close)
+        return self._prefetcher.get()
+
+    def _draw_block(self) -> torch.Tensor:
+        return self._draw(self.batch_size * self.chunk_batches)
+
     def next_batch(self) -> torch.Tensor:
         """One ``[batch_size, hidden_dim]`` batch."""
-        if self.chunk_batches == 1:
-            return self._draw(self.batch_size)
         b = self.batch_size
         if self._chunk is None or self._pos + b > self._chunk.shape[0]:
-            self._chunk, self._pos = self._draw(b * self.chunk_batches), 0
+            self._chunk, self._pos = self._next_block(), 0
         self._pos += b
+        if self._pos == b == self._chunk.shape[0]:
+            return self._chunk
         return self._chunk[self._pos - b:self._pos]
 
     def __iter__(self) -> SyntheticActivationIterator:
@@ -108,15 +137,44 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
     def __next__(self) -> torch.Tensor:
         return self.next_batch()
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No background draw runs inside this block (for code that borrows the generator, e.g.
+        an eval that swaps in its own ``torch.Generator``); a no-op without prefetching."""
+        if self._prefetcher is None:
+            yield
+        else:
+            with self._prefetcher.paused():
+                yield
+
+    def close(self) -> None:
+        """Stop the background producer, if any, dropping what it drew ahead.
+
+        Only for an iterator that will not be used again, or before ``load_state_dict``:
+        the generator has already advanced past the dropped rows.
+        """
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            self._prefetcher = None
+
     def state_dict(self) -> dict[str, Any]:
+        """The generator state and every row drawn but not yet handed out (prefetched ones too)."""
         gen = getattr(self.activations_generator, "generator", None)
-        pending = None
-        if self._chunk is not None and self._pos < self._chunk.shape[0]:
-            pending = self._chunk[self._pos:].clone()
-        return {"generator_state": gen.get_state() if isinstance(gen, torch.Generator) else None,
-                "pending_rows": pending}
+
+        def generator_state() -> torch.Tensor | None:
+            return gen.get_state() if isinstance(gen, torch.Generator) else None
+
+        if self._prefetcher is None:
+            queued, state = [], generator_state()
+        else:
+            queued, state = self._prefetcher.snapshot(generator_state)
+        blocks = [self._chunk[self._pos:]] if self._chunk is not None and self._pos < self._chunk.shape[0] else []
+        blocks += queued
+        pending = torch.cat(blocks) if blocks else None
+        return {"generator_state": state, "pending_rows": pending}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.close()  # rows drawn ahead belong to the old position of the stream
         gen = getattr(self.activations_generator, "generator", None)
         if state.get("generator_state") is not None and isinstance(gen, torch.Generator):
             gen.set_state(state["generator_state"])

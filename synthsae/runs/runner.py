@@ -46,17 +46,17 @@ from typing import Any
 
 import torch
 
-from synthsae.saes.base import TrainingSAE
-from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_atomic
 from synthsae.evals.eval_sae import SyntheticDataEvalResult, eval_sae_on_synthetic_data
+from synthsae.runs.activation_iterator import SyntheticActivationIterator
 from synthsae.runs.runner_config import RUNNER_CONFIG_FILENAME, SyntheticSAERunnerConfig
 from synthsae.runs.runner_hooks import (
     PeriodicEval,
     raise_if_non_finite,
     warn_if_slow_autocast,
 )
+from synthsae.saes.base import TrainingSAE
+from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_atomic
 from synthsae.synthetic.synthetic_model import SyntheticModel
-from synthsae.runs.activation_iterator import SyntheticActivationIterator
 from synthsae.training import checkpoint as ckpt
 from synthsae.training import distributed
 from synthsae.training.logging import MetricsLogger
@@ -226,7 +226,7 @@ class SyntheticSAERunner:
         model.set_sampling_seed(distributed.rank_seed(self.seed + SAMPLING_SEED_OFFSET, self.rank))
         torch.manual_seed(self.seed)
         data = SyntheticActivationIterator(model.feature_dict, model.activation_generator, cfg.batch_size,
-                                           autocast=cfg.autocast_data)
+                                           autocast=cfg.autocast_data, prefetch=cfg.prefetch_batches)
         self.paused_seconds = 0.0  # seconds spent in evals and checkpoint writes
         callbacks: list[Any] = [logger]
         if self.rank == 0:  # the other ranks wait for its evals at the next gradient all_reduce
@@ -258,6 +258,8 @@ class SyntheticSAERunner:
             logger.log({"event": "non_finite_loss", "error": str(err), **{f"losses/{k}": v for k, v in err.losses.items()}},
                        err.step)
             raise
+        finally:
+            data.close()  # the background producer, if any: training is over (or failed)
         train_s = time.perf_counter() - t0 - self.paused_seconds
         rate = (trainer.samples_seen - start_samples) / train_s if train_s > 0 else None
         if cfg.save_final_checkpoint and cfg.checkpoint_path is not None:
@@ -296,12 +298,14 @@ class SyntheticSAERunner:
     @contextlib.contextmanager
     def _eval_stream(self) -> Iterator[None]:
         gen = self.synthetic_model.activation_generator
-        saved = gen.generator
-        gen.generator = torch.Generator(device=self.synthetic_model.device).manual_seed(self.seed + EVAL_SEED_OFFSET)
-        try:
-            yield
-        finally:
-            gen.generator = saved
+        data = self.trainer.data if self.trainer is not None else None
+        with data.paused() if hasattr(data, "paused") else contextlib.nullcontext():  # the sampler is shared
+            saved = gen.generator
+            gen.generator = torch.Generator(device=self.synthetic_model.device).manual_seed(self.seed + EVAL_SEED_OFFSET)
+            try:
+                yield
+            finally:
+                gen.generator = saved
 
     def evaluate(self, scaled: bool = True, num_samples: int | None = None) -> SyntheticDataEvalResult:
         """Evaluate the SAE on the eval stream (``scaled``: through the trainer's activation scaler)."""

@@ -20,8 +20,6 @@ from typing import Any
 
 import torch
 
-from synthsae.saes.config import TrainingSAEConfig
-from synthsae.synthetic.model_config import SyntheticModelConfig
 from synthsae.config_values import (
     apply_overrides,
     load_config_data,
@@ -34,6 +32,8 @@ from synthsae.config_values import check_bool as _bool
 from synthsae.config_values import check_float as _float
 from synthsae.config_values import check_int as _int
 from synthsae.config_values import check_optional_str as _opt_str
+from synthsae.saes.config import TrainingSAEConfig
+from synthsae.synthetic.model_config import SyntheticModelConfig
 from synthsae.training.logging import LoggingConfig
 from synthsae.training.schedules import LRSchedule
 
@@ -132,6 +132,9 @@ class SyntheticSAERunnerConfig:
         logger: a :class:`LoggingConfig` (wandb off by default).
         seed: seeds the SAE initialisation and the sampling stream; ``None`` draws one.
         show_progress: show the training progress bar.
+        prefetch_batches: chunks of training batches drawn ahead on a background thread
+            while the SAE trains (0: draw each one when it is needed). The batches are the
+            same either way.
     """
 
     synthetic_model: SyntheticModelConfig | str
@@ -163,6 +166,7 @@ class SyntheticSAERunnerConfig:
     logger: LoggingConfig = field(default_factory=LoggingConfig)
     seed: int | None = 42
     show_progress: bool = True
+    prefetch_batches: int = 2
 
     def __post_init__(self) -> None:
         self._check_model_and_sae()
@@ -203,6 +207,7 @@ class SyntheticSAERunnerConfig:
         self.dead_feature_window = _int("dead_feature_window", self.dead_feature_window, 1)
         self.feature_sampling_window = _int("feature_sampling_window", self.feature_sampling_window, 1)
         self.n_batches_for_norm_estimate = _int("n_batches_for_norm_estimate", self.n_batches_for_norm_estimate, 1)
+        self.prefetch_batches = _int("prefetch_batches", self.prefetch_batches, 0)
         if self.seed is not None:
             self.seed = _int("seed", self.seed, 0)
         if isinstance(self.logger, Mapping):

@@ -1,0 +1,137 @@
+"""Drawing the next batches on a background thread while the current one trains.
+
+:class:`Prefetcher` calls a ``draw()`` function on one producer thread and keeps up to
+``depth`` results queued. torch releases the GIL inside its operations, so on a CPU with
+a spare core the data of step ``n + 1`` is generated while step ``n`` trains.
+
+Exactness: the producer calls ``draw()`` in the same order, on the same generator, as a
+plain loop would, so the stream of blocks is unchanged; :meth:`Prefetcher.snapshot`
+returns the queued blocks together with whatever state the caller captures while no
+draw is running (e.g. the generator state after the last queued block), so a checkpoint
+accounts for every block drawn but not yet consumed. :meth:`Prefetcher.paused` keeps the
+producer from drawing (e.g. while an eval borrows the same sampler).
+
+Shutdown: the thread is a daemon; :meth:`close` stops it (waiting for a draw in progress
+at most ``join_timeout`` seconds). A bound-method ``draw`` is held weakly, so the
+producer never keeps its owner alive: when the owner is collected (or closes the
+prefetcher, e.g. from a ``weakref.finalize``) the thread ends. An exception raised by
+``draw()`` is re-raised by the next :meth:`get`. The producer never holds the draw lock while it waits for queue space,
+so ``snapshot``/``paused`` from another thread (a checkpoint on SIGINT, say) wait at most
+one draw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+import torch
+
+__all__ = ["Prefetcher"]
+
+T = TypeVar("T")
+S = TypeVar("S")
+
+
+class Prefetcher(Generic[T]):
+    """Runs ``draw()`` ahead of time on one daemon thread.
+
+    Args:
+        draw: produces the next item; called on the producer thread only (in order).
+        depth: how many items to keep ready (>= 1).
+        threads: torch intra-op threads for the producer thread (its own setting; the
+            consumer's is unchanged).
+        join_timeout: seconds :meth:`close` waits for a draw in progress.
+    """
+
+    def __init__(self, draw: Callable[[], T], depth: int = 2, threads: int = 1, join_timeout: float = 30.0) -> None:
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"Prefetcher depth must be an integer >= 1, got {depth!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"Prefetcher threads must be an integer >= 1, got {threads!r}")
+        self._draw_ref: Callable[[], Callable[[], T] | None] = \
+            weakref.WeakMethod(draw) if inspect.ismethod(draw) else (lambda: draw)  # type: ignore[assignment]
+        self.depth, self.threads, self.join_timeout = depth, threads, join_timeout
+        self._queue: deque[T] = deque()
+        self._cond = threading.Condition()  # guards _queue and _error
+        self._draw_lock = threading.RLock()  # held for each draw, by snapshot() and by paused()
+        self._error: BaseException | None = None
+        self._stop_event = threading.Event()  # the running producer's stop signal
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ producer
+    def _run(self, stop: threading.Event) -> None:
+        torch.set_num_threads(self.threads)  # this thread's own pool size
+        try:
+            while True:
+                with self._cond:
+                    while len(self._queue) >= self.depth and not stop.is_set():
+                        self._cond.wait()
+                if stop.is_set():
+                    return
+                with self._draw_lock:
+                    draw = self._draw_ref()
+                    if stop.is_set() or draw is None:
+                        return
+                    item = draw()
+                    del draw  # hold no strong reference to the owner while waiting
+                    with self._cond:  # queued while the draw lock is held: snapshots stay consistent
+                        if stop.is_set():
+                            return
+                        self._queue.append(item)
+                        self._cond.notify_all()
+        except BaseException as exc:  # handed to the consumer by get()
+            with self._cond:
+                if not stop.is_set():
+                    self._error = exc
+                self._cond.notify_all()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._stop_event = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(self._stop_event,), name="synthsae-prefetch",
+                                            daemon=True)
+            self._thread.start()
+
+    # ------------------------------------------------------------------ consumer
+    def get(self) -> T:
+        """The next item, in draw order (starts the producer on first use)."""
+        self._start()
+        with self._cond:
+            while not self._queue and self._error is None:
+                self._cond.wait()
+            if not self._queue:
+                error, self._error = self._error, None
+                self._thread = None  # the producer has exited; a later get() starts a new one
+                raise error  # type: ignore[misc]
+            item = self._queue.popleft()
+            self._cond.notify_all()
+            return item
+
+    def snapshot(self, capture: Callable[[], S]) -> tuple[list[T], S]:
+        """``(queued items, capture())`` taken while no draw is running."""
+        with self._draw_lock, self._cond:
+            return list(self._queue), capture()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No draw runs inside this block (one in progress is waited for)."""
+        with self._draw_lock:
+            yield
+
+    def close(self) -> None:
+        """Stop the producer and drop the queued items (a later :meth:`get` starts a new one)."""
+        thread = self._thread
+        with self._cond:
+            self._stop_event.set()
+            self._queue.clear()
+            self._cond.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self.join_timeout)
+        self._thread, self._error = None, None
+

@@ -1,0 +1,140 @@
+"""The TopK family's encoder pass: one dense product, gradients only where latents were picked.
+
+A TopK-style training pass needs the dense pre-activations
+``h = ((x - b_dec) @ W_enc + b_enc) * ||W_dec_j||`` to choose which latents to keep, but
+only the picked entries (the kept latents, and the auxiliary loss's dead latents) pass a
+gradient back. :class:`EncoderPass` computes ``h`` once without autograd and hands out
+picked entries through :meth:`EncoderPass.gather`, whose backward pass works on those
+entries only: O(picked x d_in) for ``W_enc``, O(picked) for ``b_enc`` and the decoder
+norms, and one ``[d_in, d_sae]`` matrix-vector product for ``b_dec``. No ``[batch, d_sae]``
+gradient is ever formed. The gradients are the same as autograd's through the dense
+formula (the same sums, added in another order).
+
+Under autocast (``TrainerConfig.autocast``) only the dense product runs in the autocast
+dtype; the pre-activations are handed out, and every gradient is computed, in the SAE's
+dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["EncoderPass", "row_norms"]
+
+
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The active autocast dtype for ``device``'s type, or None when autocast is off."""
+    if not torch.is_autocast_enabled(device.type):
+        return None
+    return torch.get_autocast_dtype(device.type)
+
+
+def _weight_grad(sae_in: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, grad: torch.Tensor,
+                 d_sae: int) -> torch.Tensor:
+    """``sae_in.T @ G`` for the sparse ``G[rows, cols] = grad``, as a ``[d_in, d_sae]`` tensor.
+
+    One bag per latent: the sum over its picked rows ``b`` of ``grad * sae_in[b]``.
+    """
+    cols_sorted, order = torch.sort(cols, stable=True)
+    offsets = torch.searchsorted(cols_sorted, torch.arange(d_sae + 1, device=cols.device))
+    per_latent = F.embedding_bag(rows[order], sae_in, offsets, mode="sum",
+                                 per_sample_weights=grad[order].to(sae_in.dtype), include_last_offset=True)
+    return per_latent.T
+
+
+class _RowNorms(torch.autograd.Function):
+    """``||W_j||`` per row, with a one-pass backward ``W * (grad / norm)`` (0 for zero rows)."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: torch.Tensor) -> torch.Tensor:
+        norms = torch.linalg.vector_norm(weight, dim=-1)
+        ctx.save_for_backward(weight, norms)
+        return norms
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        weight, norms = ctx.saved_tensors
+        coef = torch.where(norms > 0, grad / norms, torch.zeros_like(norms))
+        return weight * coef.unsqueeze(-1)
+
+
+def row_norms(weight: torch.Tensor) -> torch.Tensor:
+    """``weight.norm(dim=-1)`` for a 2-D ``weight``, with a cheaper backward pass."""
+    return _RowNorms.apply(weight)
+
+
+class _Gather(torch.autograd.Function):
+    """``hidden_pre[rows, cols]`` with gradients for ``(W_enc, b_enc, b_dec, norms)``."""
+
+    @staticmethod
+    def forward(ctx: Any, enc: EncoderPass, rows: torch.Tensor, cols: torch.Tensor, W_enc: torch.Tensor,
+                b_enc: torch.Tensor | None, b_dec: torch.Tensor | None, norms: torch.Tensor | None) -> torch.Tensor:
+        values = enc.hidden_pre.reshape(-1)[rows * enc.d_sae + cols]
+        ctx.enc = enc
+        ctx.save_for_backward(rows, cols, values)
+        return values
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        enc: EncoderPass = ctx.enc
+        rows, cols, values = ctx.saved_tensors
+        need_w, need_b, need_dec, need_norms = ctx.needs_input_grad[3:7]
+        grad = grad.to(values.dtype)
+        grad_norms, grad_raw = None, grad
+        if enc.norm_values is not None:  # hidden_pre = raw * norms
+            norms = enc.norm_values.index_select(0, cols)
+            if need_norms:  # d/d norm = raw, recovered as hidden_pre / norm (within 2 ulp)
+                grad_norms = values.new_zeros(enc.d_sae).index_add_(0, cols, grad * (values / norms))
+            grad_raw = grad * norms
+        grad_w = _weight_grad(enc.sae_in, rows, cols, grad_raw, enc.d_sae) if need_w else None
+        grad_bias = None
+        if need_b or need_dec:
+            grad_bias = grad_raw.new_zeros(enc.d_sae).index_add_(0, cols, grad_raw)
+        grad_dec = -(enc.W_enc_values @ grad_bias) if need_dec else None
+        return None, None, None, grad_w, grad_bias if need_b else None, grad_dec, grad_norms
+
+
+class EncoderPass:
+    """Pre-activations of one batch, computed once, with sparse-gradient access to entries.
+
+    Args:
+        x: the encoder input ``[n, d_in]`` after the SAE's input processing (no gradient).
+        W_enc, b_enc: the encoder (``b_enc`` may be None).
+        b_dec: subtracted from ``x`` first, or None.
+        norms: ``||W_dec_j||`` (differentiable) to multiply the pre-activations by, or None.
+
+    Attributes:
+        hidden_pre: ``[n, d_sae]`` pre-activations (detached; times ``norms`` if given).
+    """
+
+    def __init__(self, x: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor | None,
+                 b_dec: torch.Tensor | None, norms: torch.Tensor | None) -> None:
+        self.W_enc, self.b_enc, self.b_dec, self.norms = W_enc, b_enc, b_dec, norms
+        self.d_sae = W_enc.shape[1]
+        with torch.no_grad():
+            sae_in = x.detach() if b_dec is None else x.detach() - b_dec.detach()
+            self.sae_in = sae_in
+            self.W_enc_values = W_enc.detach()
+            low = _autocast_dtype(sae_in.device)
+            with torch.autocast(sae_in.device.type, enabled=False):
+                if low is None:
+                    raw = sae_in @ self.W_enc_values if b_enc is None else \
+                        torch.addmm(b_enc.detach(), sae_in, self.W_enc_values)
+                else:  # the dense product in the autocast dtype, the rest in the SAE's dtype
+                    raw = (sae_in.to(low) @ self.W_enc_values.to(low)).to(sae_in.dtype)
+                    if b_enc is not None:
+                        raw.add_(b_enc.detach())
+            self.norm_values = None if norms is None else norms.detach()
+            self.hidden_pre = raw if norms is None else raw.mul_(self.norm_values)  # in place: no second buffer
+
+    def gather(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """``hidden_pre[rows, cols]`` (1-D), differentiable in the encoder's parameters."""
+        return _Gather.apply(self, rows, cols, self.W_enc, self.b_enc, self.b_dec, self.norms)
+
+    def gather_flat(self, flat_indices: torch.Tensor) -> torch.Tensor:
+        """:meth:`gather` by indices into the flattened ``[n * d_sae]`` matrix."""
+        rows = torch.div(flat_indices, self.d_sae, rounding_mode="floor")
+        return self.gather(rows, flat_indices - rows * self.d_sae)
