@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from synthsae.runs.prefetch import Prefetcher
+from synthsae.runs.prefetch import Prefetcher, SideStream
 
 if TYPE_CHECKING:  # pragma: no cover
     from synthsae.synthetic.activation_generator import ActivationGenerator
@@ -89,7 +89,8 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
         self.prefetch = prefetch
-        self._prefetcher: Prefetcher[torch.Tensor] | None = None
+        self._prefetcher: Prefetcher[Any] | None = None
+        self._side_stream: SideStream | None = None
         self._chunk: torch.Tensor | None = None  # rows drawn but not yet handed out
         self._pos = 0
 
@@ -112,14 +113,23 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
 
     def _next_block(self) -> torch.Tensor:
         if self.prefetch == 0:
-            return self._draw(self.batch_size * self.chunk_batches)
+            return self._draw_block()
         if self._prefetcher is None:
-            self._prefetcher = Prefetcher(self._draw_block, depth=self.prefetch, threads=1)
+            device = self.feature_dict.feature_vectors.device
+            self._side_stream = SideStream(device) if device.type == "cuda" else None
+            self._prefetcher = Prefetcher(self._draw_ahead, depth=self.prefetch, threads=1)
             weakref.finalize(self, self._prefetcher.close)
-        return self._prefetcher.get()
+        return self._receive(self._prefetcher.get())
 
     def _draw_block(self) -> torch.Tensor:
         return self._draw(self.batch_size * self.chunk_batches)
+
+    def _draw_ahead(self) -> Any:
+        """A block drawn on the producer thread (on its own CUDA stream on a GPU)."""
+        return self._draw_block() if self._side_stream is None else self._side_stream.draw(self._draw_block)
+
+    def _receive(self, item: Any) -> torch.Tensor:
+        return item if self._side_stream is None else self._side_stream.receive(item)
 
     def next_batch(self) -> torch.Tensor:
         """One ``[batch_size, hidden_dim]`` batch."""
@@ -167,7 +177,8 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
         if self._prefetcher is None:
             queued, state = [], generator_state()
         else:
-            queued, state = self._prefetcher.snapshot(generator_state)
+            items, state = self._prefetcher.snapshot(generator_state)
+            queued = [self._receive(item) for item in items]
         blocks = [self._chunk[self._pos:]] if self._chunk is not None and self._pos < self._chunk.shape[0] else []
         blocks += queued
         pending = torch.cat(blocks) if blocks else None

@@ -32,7 +32,7 @@ from typing import Generic, TypeVar
 
 import torch
 
-__all__ = ["Prefetcher"]
+__all__ = ["Prefetcher", "SideStream"]
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -135,3 +135,31 @@ class Prefetcher(Generic[T]):
             thread.join(self.join_timeout)
         self._thread, self._error = None, None
 
+
+
+class SideStream:
+    """Producer-side CUDA stream: draws run there and are handed over with an event.
+
+    Data-dependent sampling ops wait for their own stream only, so they never stall the
+    training stream. :meth:`receive` makes the consumer's current stream wait for the
+    draw and marks the tensor as used there (so the caching allocator does not reuse its
+    memory too early).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.stream = torch.cuda.Stream(device=device)
+
+    def draw(self, fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, torch.cuda.Event]:
+        with torch.cuda.stream(self.stream):
+            tensor = fn()
+            event = torch.cuda.Event()
+            event.record(self.stream)
+        return tensor, event
+
+    @staticmethod
+    def receive(item: tuple[torch.Tensor, torch.cuda.Event]) -> torch.Tensor:
+        tensor, event = item
+        stream = torch.cuda.current_stream(tensor.device)
+        stream.wait_event(event)
+        tensor.record_stream(stream)
+        return tensor

@@ -65,6 +65,15 @@ def test_prefetching_keeps_the_stream_and_resumes_exactly(model: SyntheticModel,
     assert not _producer_threads()
 
 
+@pytest.mark.gpu
+def test_prefetching_on_a_gpu_keeps_the_stream() -> None:
+    cuda = SyntheticModel(MODEL, device="cuda")
+    plain = _stream(cuda, prefetch=0, chunk=1)
+    assert plain.is_cuda
+    assert torch.equal(_stream(cuda, prefetch=2, chunk=1), plain)
+    assert torch.equal(_stream(cuda, prefetch=2, chunk=3, cut_at=7), _stream(cuda, prefetch=0, chunk=3))
+
+
 def test_no_draw_runs_while_paused() -> None:
     state = {"pausing": False, "violations": 0, "draws": 0}
 
