@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[2/4] {args.preset} model on {args.device}")
     model, build_s = load_model(args)
     summary["model_build_seconds"] = build_s
-    print(f"  {'built in %.1f s' % build_s if build_s is not None else 'loaded from ' + str(args.model_dir)}")
+    print(f"  built in {build_s:.1f} s" if build_s is not None else f"  loaded from {args.model_dir}")
     print(f"[3/4] training BatchTopK {model.hidden_dim} -> {args.d_sae}, k={args.k}, batch {args.batch_size}, "
           f"{'bf16' if args.bf16 else 'fp32'}, about {args.train_seconds:.0f} s")
     sae, timing = train(model, args)

@@ -49,16 +49,20 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
 
     ``prefetch=N`` draws up to ``N`` chunks ahead on a background thread (one torch thread;
     see :class:`~synthsae.runs.prefetch.Prefetcher`) while the caller trains on the current
-    one. The stream is the same as without prefetching, draw for draw, as long as nothing
-    else draws from the same generator meanwhile: wrap such code (an eval sharing the
-    sampler) in :meth:`paused`, and call :meth:`close` when done. With a generator that
-    draws from the global RNG, the caller must not use that RNG while prefetching.
+    one. Each chunk is stored with the generator state from before its draw, so
+    :meth:`close` can rewind the generator over the chunks never handed out: after it,
+    the generator (private, or the global RNG) is exactly where it would be without
+    prefetching. The stream is the same as without prefetching, draw for draw, as long as
+    nothing else draws from the same generator while the producer runs: wrap code that
+    swaps in its own generator (an eval) in :meth:`paused`, call :meth:`close` before code
+    that draws from the training generator itself, and do not use the global RNG during
+    training when the sampler draws from it.
 
     ``state_dict()`` / ``load_state_dict()`` save and restore the generator's private
     ``torch.Generator`` (when it has one; a generator drawing from the global RNG leaves
-    that RNG to the caller) and the rows drawn but not yet handed out (the rest of the
-    current chunk and any prefetched chunks), so a resumed stream continues exactly;
-    the saved state does not depend on ``prefetch``.
+    that RNG to the caller) as of the rows handed out so far, and the rest of the current
+    chunk, so a resumed stream continues exactly; the saved state is the same with or
+    without prefetching.
     """
 
     def __init__(
@@ -119,17 +123,33 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
             self._side_stream = SideStream(device) if device.type == "cuda" else None
             self._prefetcher = Prefetcher(self._draw_ahead, depth=self.prefetch, threads=1)
             weakref.finalize(self, self._prefetcher.close)
-        return self._receive(self._prefetcher.get())
+        _, item = self._prefetcher.get()
+        return item if self._side_stream is None else self._side_stream.receive(item)
 
     def _draw_block(self) -> torch.Tensor:
         return self._draw(self.batch_size * self.chunk_batches)
 
-    def _draw_ahead(self) -> Any:
-        """A block drawn on the producer thread (on its own CUDA stream on a GPU)."""
-        return self._draw_block() if self._side_stream is None else self._side_stream.draw(self._draw_block)
+    def _draw_ahead(self) -> tuple[torch.Tensor | None, Any]:
+        """On the producer thread: (the generator state before the draw, the block), the
+        block on its own CUDA stream on a GPU."""
+        state = self._generator_state()
+        return state, self._draw_block() if self._side_stream is None else self._side_stream.draw(self._draw_block)
 
-    def _receive(self, item: Any) -> torch.Tensor:
-        return item if self._side_stream is None else self._side_stream.receive(item)
+    def _generator(self) -> torch.Generator | None:
+        """The ``torch.Generator`` the sampler draws from: its own, or the device's default one."""
+        gen = getattr(self.activations_generator, "generator", None)
+        if isinstance(gen, torch.Generator):
+            return gen
+        device = self.feature_dict.feature_vectors.device
+        if device.type == "cpu":
+            return torch.default_generator
+        if device.type == "cuda":
+            return torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
+        return None
+
+    def _generator_state(self) -> torch.Tensor | None:
+        gen = self._generator()
+        return gen.get_state() if gen is not None else None
 
     def next_batch(self) -> torch.Tensor:
         """One ``[batch_size, hidden_dim]`` batch."""
@@ -158,31 +178,29 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
                 yield
 
     def close(self) -> None:
-        """Stop the background producer, if any, dropping what it drew ahead.
-
-        Only for an iterator that will not be used again, or before ``load_state_dict``:
-        the generator has already advanced past the dropped rows.
-        """
+        """Stop the background producer, if any, and rewind the generator over the chunks it
+        drew ahead: afterwards the generator is where it would be without prefetching."""
         if self._prefetcher is not None:
-            self._prefetcher.close()
+            unconsumed = self._prefetcher.close()
             self._prefetcher = None
+            gen = self._generator()
+            if unconsumed and unconsumed[0][0] is not None and gen is not None:
+                gen.set_state(unconsumed[0][0])
 
     def state_dict(self) -> dict[str, Any]:
-        """The generator state and every row drawn but not yet handed out (prefetched ones too)."""
-        gen = getattr(self.activations_generator, "generator", None)
-
-        def generator_state() -> torch.Tensor | None:
-            return gen.get_state() if isinstance(gen, torch.Generator) else None
-
+        """The generator's position after the rows handed out so far, and the rest of the
+        current chunk (prefetched chunks are not stored: the state is taken from before them)."""
+        own = isinstance(getattr(self.activations_generator, "generator", None), torch.Generator)
         if self._prefetcher is None:
-            queued, state = [], generator_state()
+            state = self._generator_state()
         else:
-            items, state = self._prefetcher.snapshot(generator_state)
-            queued = [self._receive(item) for item in items]
-        blocks = [self._chunk[self._pos:]] if self._chunk is not None and self._pos < self._chunk.shape[0] else []
-        blocks += queued
-        pending = torch.cat(blocks) if blocks else None
-        return {"generator_state": state, "pending_rows": pending}
+            queued, state = self._prefetcher.snapshot(self._generator_state)
+            if queued:
+                state = queued[0][0]
+        pending = None
+        if self._chunk is not None and self._pos < self._chunk.shape[0]:
+            pending = self._chunk[self._pos:].clone()
+        return {"generator_state": state if own else None, "pending_rows": pending}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.close()  # rows drawn ahead belong to the old position of the stream

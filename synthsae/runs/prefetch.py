@@ -5,10 +5,11 @@
 a spare core the data of step ``n + 1`` is generated while step ``n`` trains.
 
 Exactness: the producer calls ``draw()`` in the same order, on the same generator, as a
-plain loop would, so the stream of blocks is unchanged; :meth:`Prefetcher.snapshot`
-returns the queued blocks together with whatever state the caller captures while no
-draw is running (e.g. the generator state after the last queued block), so a checkpoint
-accounts for every block drawn but not yet consumed. :meth:`Prefetcher.paused` keeps the
+plain loop would, so the stream of blocks is unchanged. :meth:`Prefetcher.snapshot`
+returns the queued items together with whatever the caller captures while no draw is
+running, and :meth:`Prefetcher.close` returns the items never consumed, so the owner can
+account for every draw made ahead (the batch iterator stores the generator state before
+each draw with the block and rewinds to it). :meth:`Prefetcher.paused` keeps the
 producer from drawing (e.g. while an eval borrows the same sampler).
 
 Shutdown: the thread is a daemon; :meth:`close` stops it (waiting for a draw in progress
@@ -124,16 +125,22 @@ class Prefetcher(Generic[T]):
         with self._draw_lock:
             yield
 
-    def close(self) -> None:
-        """Stop the producer and drop the queued items (a later :meth:`get` starts a new one)."""
+    def close(self) -> list[T]:
+        """Stop the producer and return the items it drew that were never consumed.
+
+        Waits for a draw in progress to be queued first, so the returned list is every
+        draw after the last :meth:`get`. A later :meth:`get` starts a new producer.
+        """
         thread = self._thread
-        with self._cond:
+        with self._draw_lock, self._cond:
             self._stop_event.set()
+            unconsumed = list(self._queue)
             self._queue.clear()
             self._cond.notify_all()
         if thread is not None and thread is not threading.current_thread():
             thread.join(self.join_timeout)
         self._thread, self._error = None, None
+        return unconsumed
 
 
 

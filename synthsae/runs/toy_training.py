@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["train_toy_sae"]
 
+_PREFETCH_CHUNKS = 1  # chunks are up to 64 batches: one drawn ahead keeps the trainer fed
+
 
 def train_toy_sae(
     sae: TrainingSAE,
@@ -85,9 +87,18 @@ def train_toy_sae(
         log_frequency=100,
         show_progress=show_progress,
     )
+    feature_dict.eval()
+    # the next chunk of batches is drawn on a background thread while this one trains
+    data = SyntheticActivationIterator(feature_dict, activations_generator, batch_size, autocast=autocast_data,
+                                       prefetch=_PREFETCH_CHUNKS)
     callbacks = []
     if n_snapshots > 0:
-        callbacks.append(SampleThresholdCallback(checkpoint_thresholds(training_samples, n_snapshots), snapshot_fn))  # type: ignore[arg-type]
-    feature_dict.eval()
-    data = SyntheticActivationIterator(feature_dict, activations_generator, batch_size, autocast=autocast_data)
-    Trainer(sae, data, cfg, callbacks).fit()
+        def snapshot(trainer: Trainer) -> None:
+            data.close()  # the generator back where the training stream stands: snapshots may sample from it
+            snapshot_fn(trainer)  # type: ignore[misc]
+
+        callbacks.append(SampleThresholdCallback(checkpoint_thresholds(training_samples, n_snapshots), snapshot))
+    try:
+        Trainer(sae, data, cfg, callbacks).fit()
+    finally:
+        data.close()  # rewinds the (possibly global) RNG over the chunks drawn ahead

@@ -145,3 +145,23 @@ def test_runner_gives_the_same_sae_with_and_without_prefetching(tmp_path: Path) 
     for key in plain:
         assert torch.equal(plain[key], ahead[key]), key
     assert not _producer_threads()
+
+
+def test_toy_training_leaves_the_global_rng_as_without_prefetching(monkeypatch: pytest.MonkeyPatch) -> None:
+    import synthsae.runs.toy_training as toy
+    from synthsae import StandardTrainingSAE, StandardTrainingSAEConfig
+    from synthsae.synthetic import ActivationGenerator, FeatureDictionary, train_toy_sae
+
+    def run(chunks_ahead: int) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+        monkeypatch.setattr(toy, "_PREFETCH_CHUNKS", chunks_ahead)
+        torch.manual_seed(0)
+        fd = FeatureDictionary(num_features=8, hidden_dim=12)
+        gen = ActivationGenerator(num_features=8, firing_probabilities=torch.full((8,), 0.3))  # global RNG
+        sae = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=12, d_sae=8, l1_coefficient=1e-2))
+        snapshots: list[float] = []  # each snapshot draws from the training generator
+        train_toy_sae(sae, fd, gen, training_samples=40 * 256, batch_size=256, n_snapshots=3,
+                      snapshot_fn=lambda trainer: snapshots.append(float(gen(4).sum())), show_progress=False)
+        return sae.W_dec.detach().clone(), torch.rand(3), snapshots
+
+    plain, ahead = run(0), run(1)
+    assert torch.equal(plain[0], ahead[0]) and torch.equal(plain[1], ahead[1]) and plain[2] == ahead[2]
