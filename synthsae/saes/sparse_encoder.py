@@ -45,6 +45,15 @@ def _weight_grad(sae_in: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, g
     return per_latent.T
 
 
+def _add_bias_and_scale(product: torch.Tensor, bias: torch.Tensor | None, scale: torch.Tensor | None) -> torch.Tensor:
+    """``(product + bias) * scale`` in place, in one pass (computed as ``bias*scale + product*scale``)."""
+    if scale is None:
+        return product if bias is None else product.add_(bias)
+    if bias is None:
+        return product.mul_(scale)
+    return torch.addcmul(bias * scale, product, scale, out=product)
+
+
 class _RowNorms(torch.autograd.Function):
     """``||W_j||`` per row, with a one-pass backward ``W * (grad / norm)`` (0 for zero rows)."""
 
@@ -121,14 +130,11 @@ class EncoderPass:
             low = _autocast_dtype(sae_in.device)
             with torch.autocast(sae_in.device.type, enabled=False):
                 if low is None:
-                    raw = sae_in @ self.W_enc_values if b_enc is None else \
-                        torch.addmm(b_enc.detach(), sae_in, self.W_enc_values)
+                    product = sae_in @ self.W_enc_values
                 else:  # the dense product in the autocast dtype, the rest in the SAE's dtype
-                    raw = (sae_in.to(low) @ self.W_enc_values.to(low)).to(sae_in.dtype)
-                    if b_enc is not None:
-                        raw.add_(b_enc.detach())
+                    product = (sae_in.to(low) @ self.W_enc_values.to(low)).to(sae_in.dtype)
             self.norm_values = None if norms is None else norms.detach()
-            self.hidden_pre = raw if norms is None else raw.mul_(self.norm_values)  # in place: no second buffer
+            self.hidden_pre = _add_bias_and_scale(product, None if b_enc is None else b_enc.detach(), self.norm_values)
 
     def gather(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """``hidden_pre[rows, cols]`` (1-D), differentiable in the encoder's parameters."""
