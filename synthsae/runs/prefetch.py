@@ -16,9 +16,16 @@ Shutdown: the thread is a daemon; :meth:`close` stops it (waiting for a draw in 
 at most ``join_timeout`` seconds). A bound-method ``draw`` is held weakly, so the
 producer never keeps its owner alive: when the owner is collected (or closes the
 prefetcher, e.g. from a ``weakref.finalize``) the thread ends. An exception raised by
-``draw()`` is re-raised by the next :meth:`get`. The producer never holds the draw lock while it waits for queue space,
-so ``snapshot``/``paused`` from another thread (a checkpoint on SIGINT, say) wait at most
-one draw.
+``draw()`` is re-raised by the next :meth:`get`. The producer never holds the draw lock
+while it waits for queue space, so ``snapshot``/``paused`` from another thread (a
+checkpoint on SIGINT, say) wait at most one draw.
+
+Lending a core: while it has nothing to draw, the producer serves the work mailbox of
+:mod:`synthsae._work_share`, running the second half of work the training thread splits
+(the encoder product of TopK-style SAEs). When the training step splits work, the
+producer also paces its draws: after the consumer takes an item it waits (at most
+``_PACE_TIMEOUT``) for that step's split to start, so that the draw overlaps the
+single-threaded rest of the step rather than the split product.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -33,7 +41,13 @@ from typing import Generic, TypeVar
 
 import torch
 
-__all__ = ["Prefetcher", "SideStream"]
+from synthsae._work_share import WORK_SHARE, WorkShare
+
+__all__ = ["Prefetcher", "SideStream", "training_threads"]
+
+# After the consumer takes an item, a producer whose trainer splits work with it waits at
+# most this long for that step's split before drawing anyway (a step that splits nothing).
+_PACE_TIMEOUT = 0.25
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -50,7 +64,8 @@ class Prefetcher(Generic[T]):
         join_timeout: seconds :meth:`close` waits for a draw in progress.
     """
 
-    def __init__(self, draw: Callable[[], T], depth: int = 2, threads: int = 1, join_timeout: float = 30.0) -> None:
+    def __init__(self, draw: Callable[[], T], depth: int = 2, threads: int = 1, join_timeout: float = 30.0,
+                 share: WorkShare = WORK_SHARE) -> None:
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise ValueError(f"Prefetcher depth must be an integer >= 1, got {depth!r}")
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
@@ -58,23 +73,44 @@ class Prefetcher(Generic[T]):
         self._draw_ref: Callable[[], Callable[[], T] | None] = \
             weakref.WeakMethod(draw) if inspect.ismethod(draw) else (lambda: draw)  # type: ignore[assignment]
         self.depth, self.threads, self.join_timeout = depth, threads, join_timeout
+        self._share = share
         self._queue: deque[T] = deque()
-        self._cond = threading.Condition()  # guards _queue and _error
+        self._cond = share.condition  # guards _queue and _error; shared with the work mailbox
         self._draw_lock = threading.RLock()  # held for each draw, by snapshot() and by paused()
         self._error: BaseException | None = None
         self._stop_event = threading.Event()  # the running producer's stop signal
         self._thread: threading.Thread | None = None
+        self._pairs_at_start = self._pairs_at_pop = share.pairs_started
+        self._pace_deadline = 0.0
 
     # ------------------------------------------------------------------ producer
+    def _may_draw(self) -> bool:
+        """Room in the queue, and (when the training step splits work with a helper) the
+        current step's split has started: draws then overlap the single-threaded rest of
+        the step instead of the split product. An empty queue always draws."""
+        if len(self._queue) >= self.depth:
+            return False
+        if not self._queue or self._share.pairs_started == self._pairs_at_start:
+            return True
+        return self._share.pairs_started > self._pairs_at_pop or time.monotonic() > self._pace_deadline
+
+    def _next_draw(self, stop: threading.Event) -> bool:
+        """Wait (serving split work meanwhile) until a draw is due; False when stopped."""
+        with self._cond:
+            while not stop.is_set():
+                if self._share.run_posted():
+                    continue
+                if self._may_draw():
+                    return True
+                full = len(self._queue) >= self.depth  # else: pacing, until the split starts or the deadline
+                with self._share.idle():
+                    self._cond.wait(None if full else max(1e-3, self._pace_deadline - time.monotonic()))
+        return False
+
     def _run(self, stop: threading.Event) -> None:
         torch.set_num_threads(self.threads)  # this thread's own pool size
         try:
-            while True:
-                with self._cond:
-                    while len(self._queue) >= self.depth and not stop.is_set():
-                        self._cond.wait()
-                if stop.is_set():
-                    return
+            while self._next_draw(stop):
                 with self._draw_lock:
                     draw = self._draw_ref()
                     if stop.is_set() or draw is None:
@@ -111,6 +147,8 @@ class Prefetcher(Generic[T]):
                 self._thread = None  # the producer has exited; a later get() starts a new one
                 raise error  # type: ignore[misc]
             item = self._queue.popleft()
+            self._pairs_at_pop = self._share.pairs_started
+            self._pace_deadline = time.monotonic() + _PACE_TIMEOUT
             self._cond.notify_all()
             return item
 
@@ -170,3 +208,24 @@ class SideStream:
         stream.wait_event(event)
         tensor.record_stream(stream)
         return tensor
+
+
+@contextlib.contextmanager
+def training_threads(device: str | torch.device, prefetching: bool) -> Iterator[int]:
+    """The thread rule while a producer thread draws batches: it gets a core of its own.
+
+    On a CPU with prefetching, the training thread runs with one torch thread fewer than
+    the current setting (at least one): on two cores, one thread, with the idle producer
+    taking half of the split work (:mod:`synthsae._work_share`) and nobody spin-waiting
+    for a descheduled partner when the machine is busy. Yields the count in force; the
+    previous setting is restored afterwards. Elsewhere (no prefetching, or a GPU) a no-op.
+    """
+    before = torch.get_num_threads()
+    if not prefetching or torch.device(device).type != "cpu" or before == 1:
+        yield before
+        return
+    torch.set_num_threads(before - 1)
+    try:
+        yield before - 1
+    finally:
+        torch.set_num_threads(before)

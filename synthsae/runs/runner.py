@@ -48,6 +48,7 @@ import torch
 
 from synthsae.evals.eval_sae import SyntheticDataEvalResult, eval_sae_on_synthetic_data
 from synthsae.runs.activation_iterator import SyntheticActivationIterator
+from synthsae.runs.prefetch import training_threads
 from synthsae.runs.runner_config import RUNNER_CONFIG_FILENAME, SyntheticSAERunnerConfig
 from synthsae.runs.runner_hooks import (
     PeriodicEval,
@@ -154,6 +155,7 @@ class SyntheticSAERunner:
         self._model_dir: Path | None = None  # where checkpoints find the model (built models only)
         self.trainer: Trainer | None = None
         self.paused_seconds = 0.0  # time spent in evals and checkpoint writes, not counted as training
+        self._eval_threads: int | None = None  # torch threads for evals (those of the caller)
 
     # ------------------------------------------------------------------ resume
     @classmethod
@@ -252,8 +254,10 @@ class SyntheticSAERunner:
             logger.log({"event": "distributed", "world_size": self.world_size,
                         "global_batch_size": cfg.batch_size * self.world_size}, start_step)
         start_samples, t0 = trainer.samples_seen, time.perf_counter()
+        self._eval_threads = torch.get_num_threads()
         try:
-            trainer.fit()
+            with training_threads(cfg.device, cfg.prefetch_batches > 0):
+                trainer.fit()
         except NonFiniteLossError as err:
             logger.log({"event": "non_finite_loss", "error": str(err), **{f"losses/{k}": v for k, v in err.losses.items()}},
                        err.step)
@@ -300,12 +304,14 @@ class SyntheticSAERunner:
         gen = self.synthetic_model.activation_generator
         data = self.trainer.data if self.trainer is not None else None
         with data.paused() if hasattr(data, "paused") else contextlib.nullcontext():  # the sampler is shared
-            saved = gen.generator
+            saved, threads = gen.generator, torch.get_num_threads()
             gen.generator = torch.Generator(device=self.synthetic_model.device).manual_seed(self.seed + EVAL_SEED_OFFSET)
+            torch.set_num_threads(self._eval_threads or threads)  # the producer is paused: evals get its core
             try:
                 yield
             finally:
                 gen.generator = saved
+                torch.set_num_threads(threads)
 
     def evaluate(self, scaled: bool = True, num_samples: int | None = None) -> SyntheticDataEvalResult:
         """Evaluate the SAE on the eval stream (``scaled``: through the trainer's activation scaler)."""

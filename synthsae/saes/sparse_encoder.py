@@ -22,6 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from synthsae._work_share import run_pair
+
 __all__ = ["EncoderPass", "row_norms"]
 
 
@@ -52,6 +54,42 @@ def _add_bias_and_scale(product: torch.Tensor, bias: torch.Tensor | None, scale:
     if bias is None:
         return product.mul_(scale)
     return torch.addcmul(bias * scale, product, scale, out=product)
+
+
+# Split the dense product over two threads (the training thread and an idle prefetch
+# producer, see synthsae._work_share) from this many multiply-adds on: below it, handing work
+# over costs more than it saves.
+_MIN_SPLIT_MACS = 1 << 26
+
+
+def _dense_pre_activations(sae_in: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                           scale: torch.Tensor | None, low: torch.dtype | None) -> torch.Tensor:
+    """``(sae_in @ weight + bias) * scale`` as a new ``[n, d_sae]`` tensor in ``sae_in``'s dtype.
+
+    The product runs in ``low`` precision when given. On a CPU training thread with one torch
+    thread, the rows are computed in two halves, the second on an idle helper thread when
+    there is one (see :func:`synthsae._work_share.run_pair`); row halves give bit-for-bit the
+    same values as one product, with or without the helper.
+    """
+    n = sae_in.shape[0]
+    out = torch.empty(n, weight.shape[1], dtype=sae_in.dtype, device=sae_in.device)
+    w = weight if low is None else weight.to(low)
+
+    def rows(lo: int, hi: int) -> None:
+        if low is None:
+            torch.mm(sae_in[lo:hi], w, out=out[lo:hi])
+        else:
+            out[lo:hi].copy_(sae_in[lo:hi].to(low) @ w)
+        _add_bias_and_scale(out[lo:hi], bias, scale)
+
+    split = sae_in.device.type == "cpu" and torch.get_num_threads() == 1 and n > 1 and \
+        n * weight.shape[0] * weight.shape[1] >= _MIN_SPLIT_MACS
+    if split:
+        half = n // 2
+        run_pair(lambda: rows(0, half), lambda: rows(half, n))
+    else:
+        rows(0, n)
+    return out
 
 
 class _RowNorms(torch.autograd.Function):
@@ -128,13 +166,11 @@ class EncoderPass:
             self.sae_in = sae_in
             self.W_enc_values = W_enc.detach()
             low = _autocast_dtype(sae_in.device)
-            with torch.autocast(sae_in.device.type, enabled=False):
-                if low is None:
-                    product = sae_in @ self.W_enc_values
-                else:  # the dense product in the autocast dtype, the rest in the SAE's dtype
-                    product = (sae_in.to(low) @ self.W_enc_values.to(low)).to(sae_in.dtype)
             self.norm_values = None if norms is None else norms.detach()
-            self.hidden_pre = _add_bias_and_scale(product, None if b_enc is None else b_enc.detach(), self.norm_values)
+            with torch.autocast(sae_in.device.type, enabled=False):
+                self.hidden_pre = _dense_pre_activations(sae_in, self.W_enc_values,
+                                                         None if b_enc is None else b_enc.detach(),
+                                                         self.norm_values, low)
 
     def gather(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """``hidden_pre[rows, cols]`` (1-D), differentiable in the encoder's parameters."""
