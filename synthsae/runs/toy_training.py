@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from synthsae.runs.activation_iterator import SyntheticActivationIterator
+from synthsae.runs.prefetch import training_threads
 from synthsae.training.trainer import (
     SampleThresholdCallback,
     Trainer,
@@ -99,6 +100,7 @@ def train_toy_sae(
 
         callbacks.append(SampleThresholdCallback(checkpoint_thresholds(training_samples, n_snapshots), snapshot))
     try:
-        Trainer(sae, data, cfg, callbacks).fit()
+        with training_threads(device, prefetching=True):  # the producer thread has a core of its own
+            Trainer(sae, data, cfg, callbacks).fit()
     finally:
         data.close()  # rewinds the (possibly global) RNG over the chunks drawn ahead
