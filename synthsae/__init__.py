@@ -10,22 +10,13 @@ from synthsae.saes.architectures import class_exports
 
 _EXPORTS = {
     # base classes
-    "SAE": "saes.base",
-    "SAEConfig": "saes.base",
-    "TrainingSAE": "saes.base",
-    "TrainingSAEConfig": "saes.base",
-    "TrainStepInput": "saes.base",
-    "TrainStepOutput": "saes.base",
-    "TrainCoefficientConfig": "saes.base",
-    # registry
-    "register_sae_architecture": "saes.registry",
-    "get_sae_architecture": "saes.registry",
-    "list_sae_architectures": "saes.registry",
+    "saes.base": ("SAE", "SAEConfig", "TrainingSAE", "TrainingSAEConfig", "TrainStepInput", "TrainStepOutput",
+                  "TrainCoefficientConfig"),
+    "saes.registry": ("register_sae_architecture", "get_sae_architecture", "list_sae_architectures"),
     # architectures: training + inference classes and configs, from the one table
     **class_exports("saes."),
-    # training / logging
-    "LoggingConfig": "training.logging",
+    "training.logging": ("LoggingConfig",),
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = [*__dir__(), "__version__"]

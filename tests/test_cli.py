@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from synthsae.cli import build_parser, main
+from synthsae.config_values import write_config_file
 from synthsae.synthetic.model_config import SyntheticModelConfig
 
 TINY = {
@@ -25,7 +26,7 @@ TINY = {
 @pytest.fixture
 def tiny_config(tmp_path):
     path = tmp_path / "tiny.yaml"
-    SyntheticModelConfig.from_dict(TINY).to_yaml_file(path)
+    write_config_file(path, SyntheticModelConfig.from_dict(TINY).to_dict())
     return path
 
 

@@ -80,7 +80,7 @@ def test_default_job_is_batchtopk_on_cpu_small(tmp_path: Path, capsys: pytest.Ca
     ("changes", "overrides", "pattern"),
     [
         ({"batchsize": 64}, [], r"run\.yaml: .*'batchsize' \(did you mean 'batch_size'\?\)"),
-        ({}, ["sae.architecture=nope"], r"run\.yaml: .*unknown SAE architecture 'nope'"),
+        ({}, ["sae.architecture=nope"], r"run\.yaml: sae\.architecture must be one of .*'topk', got 'nope'"),
         ({"training_samples": -1}, [], r"run\.yaml: training_samples must be >= 1"),
         ({"sae": {"architecture": "topk", "d_sae": 16, "k": 3, "d_in": 5}}, [], r"run\.yaml: sae\.d_in \(5\)"),
         ({"synthetic_model": "./no/such/model"}, [], r"synthetic_model: .*no/such/model"),

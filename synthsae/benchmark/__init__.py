@@ -9,19 +9,12 @@ L0. The command line is ``synthsae bench``.
 from synthsae._lazy import lazy_exports
 
 _EXPORTS = {
-    "BenchmarkConfig": "config",
-    "BenchmarkResult": "run",
-    "run_benchmark": "run",
-    "load_benchmark_model": "run",
-    "build_sweep": "sweep",
-    "SweepRun": "sweep",
-    "estimate_data_scale": "sweep",
-    "sparsity_setting": "sweep",
-    "rank_rows": "leaderboard",
-    "format_markdown": "leaderboard",
-    "plot_leaderboard": "plots",
-    "plot_metric_vs_l0": "plots",
+    "config": ("BenchmarkConfig",),
+    "run": ("BenchmarkResult", "run_benchmark", "load_benchmark_model"),
+    "sweep": ("build_sweep", "SweepRun", "estimate_data_scale", "sparsity_setting"),
+    "leaderboard": ("rank_rows", "format_markdown"),
+    "plots": ("plot_leaderboard", "plot_metric_vs_l0"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__all__ = __dir__()

@@ -14,15 +14,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from synthsae.config_values import (
     apply_overrides,
     check_bool,
+    check_choice,
+    check_device,
+    check_float,
     check_int,
-    check_optional_str,
+    check_keys,
+    check_str,
+    dataclass_values,
     load_config_data,
-    unknown_keys_message,
     write_config_file,
 )
 
@@ -48,17 +50,6 @@ RANK_METRICS: dict[str, str] = {
     "shrinkage": "closer to 1 is better",
 }
 """Metrics the leaderboard can rank by, and the direction of each."""
-
-
-def _check_number(key: str, value: Any, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{key} must be a number, got {value!r}")
-    value = float(value)
-    if not value == value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"{key} must be finite, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{key} must be > 0, got {value!r}")
-    return value
 
 
 def _check_str_list(key: str, value: Any) -> list[str]:
@@ -126,8 +117,8 @@ class BenchmarkConfig:
     show_progress: bool = True
 
     def __post_init__(self) -> None:
-        self.preset = check_optional_str("preset", self.preset)
-        self.model = check_optional_str("model", self.model)
+        self.preset = check_str("preset", self.preset, optional=True)
+        self.model = check_str("model", self.model, optional=True)
         if self.model_config is not None and not isinstance(self.model_config, Mapping):
             raise TypeError(f"model_config must be a SyntheticModelConfig mapping or null, got {self.model_config!r}")
         if self.model_config is not None:
@@ -138,8 +129,7 @@ class BenchmarkConfig:
         if self.preset is not None:
             from synthsae.synthetic.presets import PRESETS
 
-            if self.preset.replace("-", "_") not in PRESETS:
-                raise ValueError(f"preset: unknown preset {self.preset!r}; available: {', '.join(PRESETS)}")
+            check_choice("preset", self.preset.replace("-", "_"), PRESETS)
         from synthsae.benchmark.sweep import canonical_architecture, check_architecture
 
         self.architectures = [canonical_architecture(a) for a in _check_str_list("architectures", self.architectures)]
@@ -147,29 +137,22 @@ class BenchmarkConfig:
             raise ValueError(f"architectures has duplicates: {self.architectures}")
         for name in self.architectures:
             check_architecture(name)
-        self.d_sae = check_int("d_sae", self.d_sae, 2)
+        self.d_sae = check_int("d_sae", self.d_sae, at_least=2)
         self.l0_targets = self._checked_targets(self.l0_targets)
-        self.batch_size = check_int("batch_size", self.batch_size, 1)
-        self.training_samples = check_int("training_samples", self.training_samples, 1)
+        self.batch_size = check_int("batch_size", self.batch_size, at_least=1)
+        self.training_samples = check_int("training_samples", self.training_samples, at_least=1)
         if self.training_samples < self.batch_size:
             raise ValueError(f"training_samples must be >= batch_size ({self.batch_size}), "
                              f"got {self.training_samples}")
-        self.lr = _check_number("lr", self.lr)
-        self.eval_samples = check_int("eval_samples", self.eval_samples, 1)
-        if self.dead_feature_window is not None:
-            self.dead_feature_window = check_int("dead_feature_window", self.dead_feature_window, 1)
-        self.seed = check_int("seed", self.seed, 0)
-        if not isinstance(self.device, str) or not self.device:
-            raise TypeError(f"device must be a device string such as 'cpu' or 'cuda', got {self.device!r}")
-        try:
-            torch.device(self.device)
-        except RuntimeError as err:
-            raise ValueError(f"device: {err}") from None
-        self.output_dir = check_optional_str("output_dir", self.output_dir)
+        self.lr = check_float("lr", self.lr, above=0)
+        self.eval_samples = check_int("eval_samples", self.eval_samples, at_least=1)
+        self.dead_feature_window = check_int("dead_feature_window", self.dead_feature_window, at_least=1, optional=True)
+        self.seed = check_int("seed", self.seed, at_least=0)
+        self.device = check_device("device", self.device)
+        self.output_dir = check_str("output_dir", self.output_dir, optional=True)
         self.coefficients = self._checked_coefficients(self.coefficients)
         self.sae_settings = self._checked_settings(self.sae_settings)
-        if self.rank_by not in RANK_METRICS:
-            raise ValueError(f"rank_by must be one of {', '.join(RANK_METRICS)}, got {self.rank_by!r}")
+        check_choice("rank_by", self.rank_by, RANK_METRICS)
         check_bool("save_synthetic_model", self.save_synthetic_model)
         check_bool("plots", self.plots)
         check_bool("show_progress", self.show_progress)
@@ -181,7 +164,7 @@ class BenchmarkConfig:
             raise TypeError(f"l0_targets must be a non-empty list of integers, got {value!r}")
         out = []
         for i, target in enumerate(value):
-            target = check_int(f"l0_targets[{i}]", target, 1)
+            target = check_int(f"l0_targets[{i}]", target, at_least=1)
             if target >= self.d_sae:
                 raise ValueError(f"l0_targets[{i}] must be < d_sae ({self.d_sae}), got {target}")
             out.append(target)
@@ -209,7 +192,7 @@ class BenchmarkConfig:
             if not isinstance(coefs, (list, tuple)) or len(coefs) != len(self.l0_targets):
                 raise ValueError(f"{key} must list one coefficient per L0 target ({len(self.l0_targets)}), "
                                  f"got {coefs!r}")
-            out[arch] = [_check_number(f"{key}[{i}]", c) for i, c in enumerate(coefs)]
+            out[arch] = [check_float(f"{key}[{i}]", c, above=0) for i, c in enumerate(coefs)]
         return out
 
     def _checked_settings(self, value: Any) -> dict[str, dict[str, Any]]:
@@ -232,11 +215,9 @@ class BenchmarkConfig:
             if arch in knobs:
                 known = sorted({f.name for f in fields(get_sae_architecture(arch).training_cfg_cls) if f.init}
                                - {"d_in", "d_sae", "device"} | {"lr"})
-                unknown = sorted(set(settings) - set(known))
-                if unknown:
-                    raise ValueError(unknown_keys_message(f"sae_settings.{arch}", unknown, known))
+                check_keys(f"sae_settings.{arch}", settings, known)
             if "lr" in settings:
-                settings["lr"] = _check_number(f"sae_settings.{arch}.lr", settings["lr"])
+                settings["lr"] = check_float(f"sae_settings.{arch}.lr", settings["lr"], above=0)
             out[arch] = copy.deepcopy(settings)
         return out
 
@@ -268,13 +249,7 @@ class BenchmarkConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BenchmarkConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` with suggestions."""
-        if not isinstance(data, Mapping):
-            raise TypeError(f"a benchmark config must be a mapping, got {type(data).__name__}")
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(unknown_keys_message("the benchmark config", unknown, known))
-        return cls(**copy.deepcopy(dict(data)))
+        return cls(**copy.deepcopy(dataclass_values(cls, data, "the benchmark config")))
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> BenchmarkConfig:

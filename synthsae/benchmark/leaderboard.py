@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from synthsae.atomic_files import atomic_write_text
 from synthsae.benchmark.config import RANK_METRICS
 
 __all__ = [
@@ -139,12 +140,7 @@ def format_markdown(rows: Sequence[Mapping[str, Any]], rank_by: str = "mcc", tit
 
 
 def _write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, text)
 
 
 def write_markdown(path: str | Path, rows: Sequence[Mapping[str, Any]], rank_by: str = "mcc",

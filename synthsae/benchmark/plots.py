@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthsae.atomic_files import atomic_write
 from synthsae.benchmark.leaderboard import METRICS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,8 +68,8 @@ def plot_metric_vs_l0(rows: Sequence[Mapping[str, Any]], metric: str, save_path:
     d_sae = rows[0].get("d_sae") if rows else None
     _draw(fig.add_subplot(), rows, metric, true_l0, d_sae, legend=True)
     if save_path is not None:
-        Path(save_path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save_path, dpi=110)
+        fmt = Path(save_path).suffix.lstrip(".").lower() or "png"  # the temporary name has no useful suffix
+        atomic_write(save_path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=110))
     return fig
 
 
@@ -90,6 +91,6 @@ def plot_leaderboard(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, tru
         _draw(ax, rows, metric, true_l0, d_sae, legend=i == 0)
     if title:
         fig.suptitle(title)
-    fig.savefig(out / OVERVIEW_FILENAME, dpi=90)
+    atomic_write(out / OVERVIEW_FILENAME, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
     paths.append(out / OVERVIEW_FILENAME)
     return paths

@@ -43,6 +43,7 @@ from synthsae.benchmark.sweep import (
     estimate_data_scale,
     sparsity_knobs,
 )
+from synthsae.output_folders import check_new_output_folder, check_writable, clear_output_folder
 from synthsae.training import distributed
 
 __all__ = ["BenchmarkResult", "SharedStream", "load_benchmark_model", "run_benchmark"]
@@ -64,6 +65,7 @@ class BenchmarkResult:
     data_batches: int
     output_dir: Path | None = None
     files: dict[str, Any] = field(default_factory=dict)
+    write_errors: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
         """The leaderboard as Markdown (what ``leaderboard.md`` holds)."""
@@ -185,16 +187,30 @@ def _row(run: SweepRun, result: Any, train_s: float, eval_s: float) -> dict[str,
             "train_seconds": train_s, "eval_seconds": eval_s}
 
 
-def run_benchmark(cfg: BenchmarkConfig, model: Any = None) -> BenchmarkResult:
+def run_benchmark(cfg: BenchmarkConfig, model: Any = None, *, overwrite: bool = False) -> BenchmarkResult:
     """Train, evaluate and rank every SAE of ``cfg`` (see the module docstring).
 
     ``model``: a ready :class:`~synthsae.synthetic.synthetic_model.SyntheticModel` to use
     instead of the one ``cfg`` names (its sampling stream is left as it was). The global
     torch RNG is left as it was too.
+
+    ``cfg.output_dir`` is checked before anything is built: a folder holding files (an
+    earlier benchmark's) is refused unless ``overwrite`` (then it is cleared), and it must
+    be writable. If writing the outputs fails after training, the error is recorded in
+    ``result.write_errors`` (with a warning) and the result is still returned.
+
+    Raises:
+        OutputFolderExistsError, OutputNotWritableError: (both ValueErrors) see above.
     """
     if distributed.is_distributed():
         raise RuntimeError("run_benchmark runs in a single process: launch `synthsae bench` without torchrun "
                            f"(found a process group of {distributed.world_size()} ranks)")
+    if cfg.output_dir is not None:
+        check_new_output_folder(cfg.output_dir, "output_dir", overwrite=overwrite,
+                                remedy="pass overwrite=True to clear it first")
+        check_writable(cfg.output_dir, "output_dir")
+        if overwrite:
+            clear_output_folder(cfg.output_dir)
     t_start = time.perf_counter()
     cuda = [torch.device(cfg.device).index or 0] if torch.device(cfg.device).type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
@@ -222,7 +238,12 @@ def run_benchmark(cfg: BenchmarkConfig, model: Any = None) -> BenchmarkResult:
                              true_l0=float(evals[0].true_l0), timing=timing, data_batches=stream.batches)
     timing["total_seconds"] = time.perf_counter() - t_start  # model, training and evals (not the files)
     if cfg.output_dir is not None:
-        _write_outputs(result, model, scale)
+        try:
+            _write_outputs(result, model, scale)
+        except OSError as err:  # e.g. a full disk: keep the trained SAEs and the table
+            result.write_errors.append(f"the outputs in {cfg.output_dir} ({err})")
+            warnings.warn(f"the benchmark finished but could not write its outputs to {cfg.output_dir}: {err}",
+                          UserWarning, stacklevel=2)
     return result
 
 

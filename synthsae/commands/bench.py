@@ -12,10 +12,10 @@ import json
 import sys
 import textwrap
 import time
-from pathlib import Path
 from typing import Any
 
 from synthsae.commands.arg_types import positive_int
+from synthsae.commands.common import parse_overrides, timestamped_dir
 
 __all__ = ["add_parser", "build_config", "run"]
 
@@ -97,6 +97,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, metavar="DEV", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--output", metavar="DIR", default=None,
                    help="output folder (default: the config's output_dir, else runs/bench-<timestamp>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="clear the output folder first if it holds files (an earlier benchmark's); without it such "
+                        "a folder is refused before anything is trained")
     p.add_argument("--threads", dest="bench_threads", type=positive_int, default=None, metavar="N",
                    help="torch CPU threads (same as `synthsae --threads N bench`; default on a CPU: 1, as the "
                         "small SAEs gain nothing from more)")
@@ -109,22 +112,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _timestamped_dir(root: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = root / f"bench-{stamp}", 1
-    while path.exists():
-        n += 1
-        path = root / f"bench-{stamp}-{n}"
-    return path
-
-
 def build_config(args: argparse.Namespace) -> Any:
     """The :class:`BenchmarkConfig` that the parsed arguments describe (options win over --set,
     --set over the config file)."""
     from synthsae.benchmark.config import BenchmarkConfig
-    from synthsae.config_values import parse_override
-
-    overrides: dict[str, Any] = dict(parse_override(text) for text in args.overrides)
+    overrides = parse_overrides(args.overrides)
     options = {"preset": args.preset, "model": args.model, "architectures": args.architectures,
                "l0_targets": args.l0, "training_samples": args.samples, "eval_samples": args.eval_samples,
                "d_sae": args.d_sae, "seed": args.seed, "device": args.device, "output_dir": args.output}
@@ -139,8 +131,15 @@ def build_config(args: argparse.Namespace) -> Any:
     except TypeError as err:  # config type errors: same treatment as ValueError
         raise ValueError(str(err)) from None
     if cfg.output_dir is None:
-        cfg = cfg.with_overrides({"output_dir": str(_timestamped_dir(Path("runs")))})
+        cfg = cfg.with_overrides({"output_dir": str(timestamped_dir("runs", prefix="bench-"))})
     return cfg
+
+
+def _report_write_errors(errors: list[str]) -> int:
+    """Print what could not be written (the results were printed before); the exit code."""
+    for problem in errors:
+        print(f"synthsae bench: error: could not write {problem}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from synthsae.benchmark.run import run_benchmark
+    from synthsae.output_folders import OutputFolderExistsError
 
     cfg = build_config(args)
     threads = args.bench_threads or getattr(args, "threads", None)
@@ -161,13 +161,18 @@ def run(args: argparse.Namespace) -> int:
               f"{cfg.training_samples:,} shared training samples, device {cfg.device}, outputs -> {cfg.output_dir}",
               file=sys.stderr)
     t0 = time.perf_counter()
-    result = run_benchmark(cfg)
+    try:
+        result = run_benchmark(cfg, overwrite=args.overwrite)
+    except OutputFolderExistsError as err:
+        raise ValueError(err.with_remedy("or pass --overwrite to clear it first")) from None
     wall = time.perf_counter() - t0
     if args.json:
         print(json.dumps({"rows": result.rows, "true_l0": result.true_l0, "timing": result.timing,
                           "output_dir": str(result.output_dir)}, indent=2))
-        return 0
+        return _report_write_errors(result.write_errors)
     print(result.markdown())
+    if result.write_errors:
+        return _report_write_errors(result.write_errors)
     out = result.output_dir
     print(f"outputs: {out}  (leaderboard.md/.csv/.json, {len(result.files.get('plots', []))} plots in plots/, "
           f"SAEs in saes/); {wall:.0f} s in all")

@@ -68,10 +68,13 @@ def run(args: argparse.Namespace) -> int:
     """Run ``synthsae sample`` with parsed arguments; returns the exit code."""
     import dataclasses
 
+    from synthsae.output_folders import check_writable
     from synthsae.synthetic.model_config import SyntheticModelConfig
     from synthsae.synthetic.presets import get_preset
     from synthsae.synthetic.synthetic_model import SyntheticModel
 
+    if args.save:  # before the model is built: a bad folder fails at once
+        check_writable(args.save, "--save")
     if args.model is not None:
         label = args.model
         start = time.perf_counter()

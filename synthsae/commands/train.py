@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import signal
+import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
+
+from synthsae.commands.common import parse_overrides, timestamped_dir
 
 __all__ = ["DEFAULT_JOB", "add_parser", "default_config", "run"]
 
@@ -54,7 +58,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "  synthsae train\n"
             "  synthsae train run.yaml --set lr=1e-3 --set sae.k=16\n"
             "  synthsae train --set device=cuda --set autocast_sae=true\n"
-            "  synthsae train --resume runs/20250101-120000/checkpoints\n"
+            "  synthsae train --resume runs/20250101-120000\n"
+            "  synthsae train run.yaml --output runs/again --overwrite\n"
             "  torchrun --nproc_per_node 2 -m synthsae train run.yaml   (data parallel)\n"
             + textwrap.fill(
                 "CONFIG keys are those of SyntheticSAERunnerConfig (synthetic_model, sae, training_samples, "
@@ -71,11 +76,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="override a config key; dotted keys reach into sections (sae.k=8, logger.log_to_wandb=true); "
                         "values are read as YAML (1e-3, true, null, [16, 64]); repeatable")
     p.add_argument("--resume", metavar="DIR", default=None,
-                   help="continue from a checkpoint folder, or the latest complete checkpoint under DIR "
-                        "(its runner_config.json is the config; --set may change outputs, e.g. output_path)")
+                   help="continue a run: DIR is its output folder, its checkpoint folder or one checkpoint (the "
+                        "newest readable one is used; the saved config is the config). It writes into the run's "
+                        "own folders; --output/--set may send outputs elsewhere")
     p.add_argument("--output", metavar="DIR", default=None,
                    help="output folder (shorthand for --set output_path=DIR); default for the demo job: "
-                        "runs/<timestamp>")
+                        "runs/<timestamp>. A folder that holds files is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="clear a non-empty output or checkpoint folder (an earlier run's) before training")
     p.add_argument("--device", metavar="DEV", default=None, help="shorthand for --set device=DEV (cpu, cuda, ...)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON instead of a table")
@@ -83,30 +91,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _timestamped_dir(root: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = root / stamp, 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}-{n}"
-    return path
-
-
 def default_config(output: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Any:
     """The main job's config (see :data:`DEFAULT_JOB`), writing to ``output``
     (default ``runs/<timestamp>``) with checkpoints in ``output/checkpoints``."""
     from synthsae.runs.runner_config import SyntheticSAERunnerConfig
 
-    out = Path(output) if output is not None else _timestamped_dir(Path("runs"))
+    out = Path(output) if output is not None else timestamped_dir("runs")
     data = {**DEFAULT_JOB, "output_path": str(out), "checkpoint_path": str(out / "checkpoints")}
     cfg = SyntheticSAERunnerConfig.from_dict(data)
     return cfg.with_overrides(overrides) if overrides else cfg
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from synthsae.runs.runner_config import parse_override
-
-    values = dict(parse_override(text) for text in args.overrides)
+    values = parse_overrides(args.overrides)
     if args.output is not None:
         values["output_path"] = args.output
         if args.config is None and args.resume is None:
@@ -125,17 +122,20 @@ def run(args: argparse.Namespace) -> int:
     had_group = distributed.is_initialized()
     try:
         return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C before or after training (during it, the runner checkpoints)
+        print("synthsae train: interrupted", file=sys.stderr)
+        return 128 + int(signal.SIGINT)
     finally:
         if not had_group:  # the runner joined torchrun's process group: leave it cleanly
             distributed.destroy_distributed()
 
 
 def _run(args: argparse.Namespace) -> int:
-    import sys
-
     from synthsae.commands.eval import format_metrics_table, metrics_summary
+    from synthsae.output_folders import OutputFolderExistsError
     from synthsae.runs.runner import SyntheticSAERunner
     from synthsae.runs.runner_config import SyntheticSAERunnerConfig
+    from synthsae.training.interrupts import TrainingInterrupted, exit_code_for
     from synthsae.training.trainer import NonFiniteLossError
 
     if args.resume is not None and args.config is not None:
@@ -143,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         overrides = _overrides(args)
         if args.resume is not None:
-            runner = SyntheticSAERunner.resume(args.resume, overrides=overrides)
+            runner = SyntheticSAERunner.resume(args.resume, overrides=overrides, overwrite=args.overwrite)
         else:
             if args.config is not None:
                 cfg = SyntheticSAERunnerConfig.from_file(args.config, overrides=overrides)
@@ -153,7 +153,10 @@ def _run(args: argparse.Namespace) -> int:
                     import torch
 
                     torch.set_num_threads(1)  # its 64-dim matrices gain nothing from more threads
-            runner = SyntheticSAERunner(cfg)
+            runner = SyntheticSAERunner(cfg, overwrite=args.overwrite)
+    except OutputFolderExistsError as err:
+        raise ValueError(err.with_remedy(f"pass --overwrite to clear it first, or continue that run with "
+                                         f"--resume {shlex.quote(str(err.path))}")) from None
     except TypeError as err:  # config type errors: same treatment as ValueError
         raise ValueError(str(err)) from None
     cfg = runner.cfg
@@ -162,6 +165,8 @@ def _run(args: argparse.Namespace) -> int:
             runner.run()
         except NonFiniteLossError:
             return 1
+        except TrainingInterrupted as stop:
+            return exit_code_for(stop.signum)
         return 0
     if not args.json:
         where = cfg.output_path if cfg.output_path is not None else "(not saved)"
@@ -169,6 +174,12 @@ def _run(args: argparse.Namespace) -> int:
               f"device {cfg.device}, outputs -> {where}", file=sys.stderr)
     try:
         result = runner.run()
+    except TrainingInterrupted as stop:
+        print(f"synthsae train: {interrupted_message(stop, runner.world_size)}", file=sys.stderr)
+        return exit_code_for(stop.signum)
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once
+        print(f"synthsae train: stopped at once; {_last_checkpoint_note(cfg.checkpoint_path)}", file=sys.stderr)
+        return exit_code_for(signal.SIGINT)
     except NonFiniteLossError as err:
         print(f"synthsae train: error: {err}", file=sys.stderr)
         if cfg.checkpoint_path is not None:
@@ -191,6 +202,33 @@ def _run(args: argparse.Namespace) -> int:
         print(format_metrics_table(summary, title=f"final eval ({cfg.eval_samples:,} samples)"))
     else:
         print(f"trained at {result.samples_per_second or 0:,.0f} samples/s (final eval disabled)")
+    if result.write_errors:
+        for problem in result.write_errors:
+            print(f"synthsae train: error: could not write {problem}", file=sys.stderr)
+        return 1
     if result.output_path is not None:
         print(f"outputs: {result.output_path}  (metrics log: {Path(result.output_path) / 'metrics.jsonl'})")
     return 0
+
+
+def resume_command(resume_from: str | Path, world_size: int = 1) -> str:
+    """The shell command that continues a run from ``resume_from`` (under torchrun with ``world_size`` ranks)."""
+    launcher = f"torchrun --nproc_per_node {world_size} -m synthsae" if world_size > 1 else "synthsae"
+    return f"{launcher} train --resume {shlex.quote(str(resume_from))}"
+
+
+def interrupted_message(stop: Any, world_size: int = 1) -> str:
+    """What ``synthsae train`` prints after SIGINT/SIGTERM: the step, the checkpoint, the resume command."""
+    from synthsae.training.interrupts import signal_name
+
+    text = f"interrupted by {signal_name(stop.signum)} after step {stop.step}"
+    if stop.checkpoint is None:
+        return text + "; no checkpoint written (checkpoint_path is null), the run cannot be resumed"
+    return f"{text}; checkpoint written to {stop.checkpoint}\nresume with: {resume_command(stop.resume_from, world_size)}"
+
+
+def _last_checkpoint_note(checkpoint_path: str | None) -> str:
+    from synthsae.training.checkpoint import latest_checkpoint
+
+    last = latest_checkpoint(checkpoint_path) if checkpoint_path is not None else None
+    return f"the last complete checkpoint is {last}" if last is not None else "no checkpoint was written"

@@ -13,25 +13,15 @@ reference's import path.
 from synthsae._lazy import lazy_exports
 
 _EXPORTS = {
-    "mean_correlation_coefficient": "metrics",
-    "feature_uniqueness": "metrics",
-    "ClassificationMetrics": "metrics",
-    "ClassificationMetricsCalculator": "metrics",
-    "compute_classification_metrics": "metrics",
-    "L0Calculator": "metrics",
-    "DeadLatentsCalculator": "metrics",
-    "ShrinkageCalculator": "metrics",
-    "ExplainedVarianceCalculator": "metrics",
-    "SyntheticDataEvalResult": "eval_sae",
-    "eval_sae_on_synthetic_data": "eval_sae",
-    "FeatureAbsorptionResult": "absorption",
-    "compute_feature_absorption": "absorption",
-    "find_best_feature_ordering": "plotting",
-    "find_best_feature_ordering_from_sae": "plotting",
-    "find_best_feature_ordering_across_saes": "plotting",
-    "plot_sae_feature_similarity": "plotting",
-    "init_sae_to_match_feature_dict": "initialization",
+    "metrics": ("mean_correlation_coefficient", "feature_uniqueness", "ClassificationMetrics",
+                "ClassificationMetricsCalculator", "compute_classification_metrics", "L0Calculator",
+                "DeadLatentsCalculator", "ShrinkageCalculator", "ExplainedVarianceCalculator"),
+    "eval_sae": ("SyntheticDataEvalResult", "eval_sae_on_synthetic_data"),
+    "absorption": ("FeatureAbsorptionResult", "compute_feature_absorption"),
+    "plotting": ("find_best_feature_ordering", "find_best_feature_ordering_from_sae",
+                 "find_best_feature_ordering_across_saes", "plot_sae_feature_similarity"),
+    "initialization": ("init_sae_to_match_feature_dict",),
 }
 
-__all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = __dir__()

@@ -46,13 +46,14 @@ from typing import Any, Union
 import torch
 
 from synthsae._progress import progress_bar
+from synthsae._tensors import unit_rows
 from synthsae.evals.eval_sae import (
     ActivationScalerLike,
     _check_inputs,
     _sample,
     default_eval_batch_size,
 )
-from synthsae.evals.feature_matching import _DEFAULT_CHUNK, _unit_rows
+from synthsae.evals.feature_matching import _DEFAULT_CHUNK
 from synthsae.synthetic.hierarchy.compiled import CompiledHierarchy
 from synthsae.synthetic.hierarchy.hierarchy import Hierarchy
 from synthsae.synthetic.hierarchy.node import HierarchyNode
@@ -227,8 +228,8 @@ class _AbsorptionCounter:
         """Parent latents (max |cos|) and, per parent, the latents with |cos| >= tau (CSR),
         from ``[chunk, d_sae]`` blocks of the cosine matrix."""
         dtype = torch.float64 if torch.float64 in (w_dec.dtype, parent_vectors.dtype) else torch.float32
-        dec_t = _unit_rows(w_dec, dtype).T
-        par = _unit_rows(parent_vectors.to(w_dec.device), dtype)
+        dec_t = unit_rows(w_dec, dtype).T
+        par = unit_rows(parent_vectors.to(w_dec.device), dtype)
         parts = []
         for start in range(0, self.np_, _DEFAULT_CHUNK):
             sim = torch.mm(par[start : start + _DEFAULT_CHUNK], dec_t).nan_to_num_(nan=0.0)

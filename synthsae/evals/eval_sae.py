@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import torch
 
 from synthsae._progress import progress_bar
+from synthsae.config_values import check_int
 from synthsae.evals.metrics import (
     ClassificationMetrics,
     ClassificationMetricsCalculator,
@@ -119,12 +120,8 @@ def _check_inputs(sae: Any, feature_dict: Any, num_samples: int, batch_size: int
         raise ValueError(
             f"SAE d_in (W_dec.shape[1]) is {d_in} but feature_dict.hidden_dim is {hidden_dim}; they must be equal"
         )
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
-    ):
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    check_int("num_samples", num_samples, at_least=1)
+    check_int("batch_size", batch_size, at_least=1, optional=True)
 
 
 def _sample(

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from synthsae._tensors import unit_rows
+
 __all__ = [
     "FeatureMatch",
     "best_matching_features",
@@ -22,14 +24,7 @@ __all__ = [
     "mean_correlation_coefficient",
 ]
 
-_NORM_EPS = 1e-8
 _DEFAULT_CHUNK = 512
-
-
-def _unit_rows(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Rows scaled to unit length, in ``dtype``; zero rows stay zero."""
-    x = x.detach().to(dtype)
-    return x / x.norm(dim=1, keepdim=True).clamp_min(_NORM_EPS)
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
@@ -63,7 +58,7 @@ def _abs_cos_cost(
 ) -> tuple[np.ndarray | None, torch.Tensor]:
     """``1 - |cos(a_i, b_j)|`` as a float64 host array (if asked) and ``argmax_j |cos|``."""
     dtype = torch.float64 if torch.float64 in (a.dtype, b.dtype) else torch.float32
-    a_unit, b_unit_t = _unit_rows(a, dtype), _unit_rows(b.to(a.device), dtype).T
+    a_unit, b_unit_t = unit_rows(a, dtype), unit_rows(b.to(a.device), dtype).T
     n = a.shape[0]
     cost = torch.empty(n, b.shape[0], dtype=torch.float64) if with_cost else None
     best = torch.empty(n, dtype=torch.long, device=a.device)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from synthsae.atomic_files import atomic_write
 from synthsae.evals.metrics import best_matching_features
 
 if TYPE_CHECKING:
@@ -164,15 +164,7 @@ def _save(fig: Figure, save_path: str | os.PathLike[str], scale: float) -> None:
         raise ValueError(
             f"save_path {str(path)!r} has unsupported format {fmt!r}; use one of {sorted(supported)}"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=fmt, dpi=_PX_PER_INCH * scale)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=_PX_PER_INCH * scale))
 
 
 def plot_sae_feature_similarity(

@@ -11,13 +11,11 @@ batch stream; ``toy_training`` is :func:`train_toy_sae`; ``runner_config``, ``ru
 from synthsae._lazy import lazy_exports
 
 _EXPORTS = {
-    "SyntheticActivationIterator": "activation_iterator",
-    "train_toy_sae": "toy_training",
-    "SyntheticSAERunner": "runner",
-    "SyntheticSAERunnerResult": "runner",
-    "SyntheticSAERunnerConfig": "runner_config",
-    "RUNNER_CONFIG_FILENAME": "runner_config",
+    "activation_iterator": ("SyntheticActivationIterator",),
+    "toy_training": ("train_toy_sae",),
+    "runner": ("SyntheticSAERunner", "SyntheticSAERunnerResult"),
+    "runner_config": ("SyntheticSAERunnerConfig", "RUNNER_CONFIG_FILENAME"),
 }
 
-__all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = __dir__()

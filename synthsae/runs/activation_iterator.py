@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from synthsae.config_values import check_int
 from synthsae.runs.prefetch import Prefetcher, SideStream
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,11 +75,9 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
         chunk_batches: int | None = None,
         prefetch: int = 0,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        if chunk_batches is not None and (isinstance(chunk_batches, bool) or not isinstance(chunk_batches, int)
-                                          or chunk_batches < 1):
-            raise ValueError(f"chunk_batches must be an int >= 1 or None, got {chunk_batches!r}")
+        batch_size = check_int("batch_size", batch_size, at_least=1)
+        chunk_batches = check_int("chunk_batches", chunk_batches, at_least=1, optional=True)
+        prefetch = check_int("prefetch", prefetch, at_least=0)
         self.feature_dict = feature_dict
         self.activations_generator = activations_generator
         self.batch_size = batch_size
@@ -90,8 +89,6 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
             if not _rows_independent(activations_generator):
                 chunk_batches = 1
         self.chunk_batches = chunk_batches
-        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
-            raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
         self.prefetch = prefetch
         self._prefetcher: Prefetcher[Any] | None = None
         self._side_stream: SideStream | None = None

@@ -16,7 +16,16 @@ Random streams (all derived from ``cfg.seed``; ``None`` draws a seed and records
 Resume: a checkpoint holds the trainer state (SAE, Adam, step, firing statistics,
 scaler), the data generator's state and every global RNG state. A run resumed from it
 performs exactly the remaining steps of the uninterrupted run on the same batches, so
-its final weights are identical (bit for bit on the CPU).
+its final weights are identical (bit for bit on the CPU). It continues in the run's own
+folders (:mod:`synthsae.runs.run_folders`), its ``metrics.jsonl`` cut back to the
+checkpoint, and skips a damaged newest checkpoint (:mod:`synthsae.runs.resume_point`).
+
+Run safety: a non-empty output or checkpoint folder (an earlier run's) is refused before
+the model is built unless ``overwrite=True``, and every folder is checked writable then.
+SIGINT (Ctrl-C) or SIGTERM during training finishes the step, writes a checkpoint and
+raises :class:`~synthsae.training.interrupts.TrainingInterrupted`, which says how to
+resume; a second signal stops at once. Outputs that cannot be written after training
+are reported (a warning and ``result.write_errors``) without losing the result.
 
 Multi-process training (``torchrun``, see :mod:`synthsae.training.distributed`): when
 ``RANK``/``WORLD_SIZE`` are set and no process group exists yet, the runner creates one
@@ -36,11 +45,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
+import os
 import secrets
 import time
+import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +59,31 @@ import torch
 from synthsae.evals.eval_sae import SyntheticDataEvalResult, eval_sae_on_synthetic_data
 from synthsae.runs.activation_iterator import SyntheticActivationIterator
 from synthsae.runs.prefetch import training_threads
-from synthsae.runs.runner_config import RUNNER_CONFIG_FILENAME, SyntheticSAERunnerConfig
+from synthsae.runs.resume_point import ResumePoint, load_resume_point
+from synthsae.runs.run_folders import check_run_folders
+from synthsae.runs.runner_config import SyntheticSAERunnerConfig
+from synthsae.runs.runner_files import (
+    EVAL_STATS_FILENAME,
+    prepare_run_folders,
+    restore_runner_state,
+    save_outputs,
+    try_write,
+    write_runner_checkpoint,
+)
 from synthsae.runs.runner_hooks import (
     PeriodicEval,
-    raise_if_non_finite,
+    WandbHistograms,
     warn_if_slow_autocast,
 )
 from synthsae.saes.base import TrainingSAE
-from synthsae.saes.io import SPARSITY_FILENAME, save_json_atomic, save_tensors_atomic
 from synthsae.synthetic.synthetic_model import SyntheticModel
-from synthsae.training import checkpoint as ckpt
 from synthsae.training import distributed
+from synthsae.training.interrupts import (
+    InterruptGuard,
+    StopOnInterrupt,
+    TrainingInterrupted,
+    signal_name,
+)
 from synthsae.training.logging import MetricsLogger
 from synthsae.training.trainer import (
     NonFiniteLossError,
@@ -71,10 +95,15 @@ from synthsae.training.trainer import (
 
 __all__ = ["EVAL_STATS_FILENAME", "SyntheticSAERunner", "SyntheticSAERunnerResult"]
 
-EVAL_STATS_FILENAME = "eval_stats.json"
-RUNNER_STATE_STEM = "runner_state"
-MODEL_DIRNAME = "synthetic_model"
 SAMPLING_SEED_OFFSET, EVAL_SEED_OFFSET = 1, 2
+
+
+def _env_rank() -> int:
+    """This process's rank as torchrun announces it (0 outside torchrun), before any process group exists."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 @dataclass
@@ -89,6 +118,8 @@ class SyntheticSAERunnerResult:
         train_seconds: wall time of training (data generation included, evals and
             checkpoint writes excluded) in this process.
         samples_per_second: rows trained per second over ``train_seconds``.
+        write_errors: the outputs that could not be written after training (each
+            ``"what (error)"``); the run itself succeeded.
     """
 
     sae: TrainingSAE
@@ -97,6 +128,7 @@ class SyntheticSAERunnerResult:
     output_path: Path | None
     train_seconds: float | None = None
     samples_per_second: float | None = None
+    write_errors: list[str] = field(default_factory=list)
 
 
 class SyntheticSAERunner:
@@ -106,10 +138,17 @@ class SyntheticSAERunner:
         cfg: the run configuration.
         override_synthetic_model: train on this model instead of ``cfg.synthetic_model``.
         override_sae: train this SAE instead of building one from ``cfg.sae``.
+        overwrite: clear a non-empty ``output_path`` / ``checkpoint_path`` when the run
+            starts. Without it such a folder (an earlier run's) is refused at
+            construction, before the model is built; the reference's runner wrote into it
+            silently, mixing the two runs' files.
 
     Raises:
         ValueError: if the SAE's ``d_in`` differs from the model's ``hidden_dim``.
         FileNotFoundError: if ``cfg.synthetic_model`` names a missing local model.
+        OutputFolderExistsError: (a ``ValueError``) if an output folder holds an earlier
+            run and ``overwrite`` is False.
+        OutputNotWritableError: (a ``ValueError``) if an output folder cannot be written.
     """
 
     def __init__(
@@ -117,10 +156,16 @@ class SyntheticSAERunner:
         cfg: SyntheticSAERunnerConfig,
         override_synthetic_model: SyntheticModel | None = None,
         override_sae: TrainingSAE | None = None,
+        *,
+        overwrite: bool = False,
+        _folders_checked: bool = False,
     ) -> None:
         if not isinstance(cfg, SyntheticSAERunnerConfig):
             raise TypeError(f"cfg must be a SyntheticSAERunnerConfig, got {type(cfg).__name__}")
         self.cfg = cfg
+        self.overwrite = bool(overwrite)
+        if not _folders_checked and _env_rank() == 0:  # before the model is built (resume() checks itself)
+            check_run_folders(cfg, overwrite=self.overwrite)
         # under torchrun: join (or create) the process group before anything touches the device
         distributed.init_distributed_from_env("nccl" if torch.device(cfg.device).type == "cuda" else "gloo")
         self.world_size = distributed.world_size() if distributed.is_distributed() else 1
@@ -151,7 +196,8 @@ class SyntheticSAERunner:
                 self.sae = sae_cls(sae_cfg)
         self.sae.to(cfg.device)
         warn_if_slow_autocast(cfg)
-        self._resume: dict[str, Any] | None = None
+        self._resume: ResumePoint | None = None
+        self._logger: MetricsLogger | None = None
         self._model_dir: Path | None = None  # where checkpoints find the model (built models only)
         self.trainer: Trainer | None = None
         self.paused_seconds = 0.0  # time spent in evals and checkpoint writes, not counted as training
@@ -164,54 +210,56 @@ class SyntheticSAERunner:
         checkpoint_dir: str | Path,
         overrides: Mapping[str, Any] | None = None,
         override_synthetic_model: SyntheticModel | None = None,
+        *,
+        overwrite: bool = False,
     ) -> SyntheticSAERunner:
         """A runner that continues from a checkpoint; call :meth:`run` on it.
 
-        ``checkpoint_dir`` is one checkpoint or a folder of them (the most advanced
-        complete one is used; unfinished ones are ignored). ``overrides`` (dotted keys)
-        may change where things go (``output_path``, ``checkpoint_path``, ``logger.*``,
-        evals); changing training keys breaks the equality with an uninterrupted run.
+        ``checkpoint_dir`` is a run's output folder, its checkpoint folder (the most
+        advanced readable checkpoint is used; unfinished ones are ignored, damaged ones
+        reported and skipped) or one checkpoint. The run continues in its own folders
+        (found relative to the checkpoint, so a moved run folder resumes into itself)
+        and ``metrics.jsonl`` is cut back to the checkpoint, so it holds each step once.
+        ``overrides`` (dotted keys) may change where things go (``output_path``,
+        ``checkpoint_path``, ``logger.*``, evals); a new folder they name must be empty
+        unless ``overwrite``. Changing training keys breaks the equality with an
+        uninterrupted run.
         """
-        found = ckpt.latest_checkpoint(checkpoint_dir)
-        if found is None:
-            raise FileNotFoundError(f"no complete checkpoint in {checkpoint_dir}")
-        info = ckpt.read_checkpoint_info(found)
-        cfg_path = found / RUNNER_CONFIG_FILENAME
-        try:
-            cfg = SyntheticSAERunnerConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError) as err:
-            raise type(err)(f"{cfg_path}: {err}") from None
-        if overrides:
-            cfg = cfg.with_overrides(overrides)
-        state = ckpt.load_state(found, RUNNER_STATE_STEM)
-        cfg = dataclasses.replace(cfg, seed=int(state["seed"]))
+        point = load_resume_point(checkpoint_dir, overrides)
+        if _env_rank() == 0:  # before the model is loaded: a bad folder fails fast
+            check_run_folders(point.cfg, overwrite=overwrite, own=point.own)
         model = override_synthetic_model
-        model_dir = found / info["synthetic_model"] if info.get("synthetic_model") else None
-        if model is None and model_dir is not None and model_dir.is_dir():
-            model = SyntheticModel.load_from_disk(model_dir, device=cfg.device)
-        runner = cls(cfg, override_synthetic_model=model)
-        saved_world = int(state.get("world_size", 1))
+        if model is None and point.model_dir is not None:
+            model = SyntheticModel.load_from_disk(point.model_dir, device=point.cfg.device)
+        runner = cls(point.cfg, override_synthetic_model=model, overwrite=overwrite, _folders_checked=True)
+        saved_world = int(point.state.get("world_size", 1))
         if saved_world != runner.world_size:
-            raise ValueError(f"{found} was written by a run with {saved_world} process(es); resume it with the same "
-                             f"number (this run has {runner.world_size}): each rank restores its own data stream, "
-                             "and the step count and LR schedule depend on the number of ranks")
-        runner._resume = {"state": state, "checkpoint": found}
-        runner._model_dir = model_dir.resolve() if model_dir is not None and model_dir.is_dir() else None
+            raise ValueError(f"{point.checkpoint} was written by a run with {saved_world} process(es); resume it "
+                             f"with the same number (this run has {runner.world_size}): each rank restores its own "
+                             "data stream, and the step count and LR schedule depend on the number of ranks")
+        runner._resume = point
+        runner._model_dir = point.model_dir.resolve() if point.model_dir is not None else None
         return runner
 
     # ------------------------------------------------------------------ run
     def run(self) -> SyntheticSAERunnerResult:
-        """Train, evaluate and save; see the module docstring."""
+        """Train, evaluate and save; see the module docstring.
+
+        Raises:
+            TrainingInterrupted: (a ``KeyboardInterrupt``) after SIGINT/SIGTERM: the step
+                in progress was finished and checkpointed; the exception names the
+                checkpoint and how to resume. A second signal stops at once
+                (``KeyboardInterrupt``).
+        """
         cfg = self.cfg
         out = Path(cfg.output_path) if cfg.output_path is not None else None
         main = self.rank == 0  # only rank 0 writes files, logs and evaluates
-        if out is not None and main:
-            out.mkdir(parents=True, exist_ok=True)
-            save_json_atomic(out / RUNNER_CONFIG_FILENAME, self._config_dict())
+        if main:
+            prepare_run_folders(self, out)
         logging_cfg = dataclasses.replace(cfg.logger, run_name=cfg.logger.run_name or cfg.default_run_name())
         if not main:
             logging_cfg = dataclasses.replace(logging_cfg, log_to_wandb=False)
-        logger = MetricsLogger(out if main else None, logging_cfg, wandb_config=cfg.to_dict())
+        logger = self._logger = MetricsLogger(out if main else None, logging_cfg, wandb_config=cfg.to_dict())
         device = torch.device(cfg.device)
         cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
             if device.type == "cuda" else []
@@ -232,42 +280,38 @@ class SyntheticSAERunner:
         self.paused_seconds = 0.0  # seconds spent in evals and checkpoint writes
         callbacks: list[Any] = [logger]
         if self.rank == 0:  # the other ranks wait for its evals at the next gradient all_reduce
-            callbacks.append(PeriodicEval(self, logger))
+            callbacks += [PeriodicEval(self, logger), WandbHistograms(self, logger)]
         if cfg.checkpoint_path is not None and cfg.n_checkpoints > 0:
             thresholds = checkpoint_thresholds(cfg.training_samples, cfg.n_checkpoints)
             callbacks.append(SampleThresholdCallback(thresholds, lambda t: self._checkpoint(t, final=False)))
-        trainer = self.trainer = Trainer(self.sae, data, self._trainer_config(logger), callbacks)
-        start_step = 0
-        if self._resume is not None:
-            state = self._resume["state"]
-            trainer.load_state_dict(state["trainer"])
-            own = state["ranks"][self.rank] if state.get("ranks") else None
-            if own is not None:  # this rank's data stream and RNGs (the trainer state is rank 0's)
-                if own["data"] is not None:
-                    data.load_state_dict(own["data"])
-                ckpt.restore_rng_state(own["rng"])
-            else:
-                ckpt.restore_rng_state(state["rng"])
-            start_step = trainer.step
-            logger.log({"event": "resume", "checkpoint": str(self._resume["checkpoint"])}, start_step)
+        guard = InterruptGuard("finishing this step and writing a checkpoint (press Ctrl-C again to stop at once)")
+        trainer_cfg = self._trainer_config(logger)
+        callbacks.append(StopOnInterrupt(guard, sync_every=trainer_cfg.log_frequency))  # last: after the step's work
+        trainer = self.trainer = Trainer(self.sae, data, trainer_cfg, callbacks)
+        start_step = restore_runner_state(self, trainer, data, logger)
         if self.world_size > 1:
             logger.log({"event": "distributed", "world_size": self.world_size,
                         "global_batch_size": cfg.batch_size * self.world_size}, start_step)
         start_samples, t0 = trainer.samples_seen, time.perf_counter()
         self._eval_threads = torch.get_num_threads()
-        try:
-            with training_threads(cfg.device, cfg.prefetch_batches > 0):
-                trainer.fit()
-        except NonFiniteLossError as err:
-            logger.log({"event": "non_finite_loss", "error": str(err), **{f"losses/{k}": v for k, v in err.losses.items()}},
-                       err.step)
-            raise
-        finally:
-            data.close()  # the background producer, if any: training is over (or failed)
+        with guard:
+            try:
+                with training_threads(cfg.device, cfg.prefetch_batches > 0):
+                    trainer.fit()
+            except NonFiniteLossError as err:
+                logger.log({"event": "non_finite_loss", "error": str(err),
+                            **{f"losses/{k}": v for k, v in err.losses.items()}}, err.step)
+                raise
+            except TrainingInterrupted as stop:
+                self._stop(stop, trainer, logger)
+            finally:
+                data.close()  # the background producer, if any: training is over (or stopped)
         train_s = time.perf_counter() - t0 - self.paused_seconds
         rate = (trainer.samples_seen - start_samples) / train_s if train_s > 0 else None
+        errors: list[str] = []
         if cfg.save_final_checkpoint and cfg.checkpoint_path is not None:
-            self._checkpoint(trainer, final=True)
+            try_write(self, errors, f"the final checkpoint in {cfg.checkpoint_path}",
+                      lambda: self._checkpoint(trainer, final=True))
         final_eval = None
         if cfg.run_final_eval and cfg.eval_samples > 0 and self.rank == 0:
             final_eval = self.evaluate(scaled=False)
@@ -276,8 +320,20 @@ class SyntheticSAERunner:
         logger.log({"final/train_seconds": train_s, "final/samples_per_second": rate,
                     "final/steps": trainer.step - start_step}, trainer.step)
         if out is not None and self.rank == 0:
-            self._save_outputs(out, final_eval)
-        return SyntheticSAERunnerResult(self.sae, model, final_eval, out, train_s, rate)
+            save_outputs(self, out, final_eval, errors)
+            logger.log_model_artifact(out, logger.cfg.run_name or cfg.default_run_name(), aliases=["final"])
+        if errors:
+            warnings.warn("the run finished but could not write " + "; ".join(errors)
+                          + " (the result holds the trained SAE and its metrics)", UserWarning, stacklevel=3)
+        return SyntheticSAERunnerResult(self.sae, model, final_eval, out, train_s, rate, errors)
+
+    def _stop(self, stop: TrainingInterrupted, trainer: Trainer, logger: MetricsLogger) -> None:
+        """After SIGINT/SIGTERM: checkpoint the finished step, then re-raise ``stop`` with where it went."""
+        logger.log({"event": "interrupted", "signal": signal_name(stop.signum)}, trainer.step)
+        if self.cfg.checkpoint_path is not None:
+            stop.checkpoint = self._checkpoint(trainer, final=False)
+            stop.resume_from = self.cfg.output_path if self.cfg.output_path is not None else self.cfg.checkpoint_path
+        raise stop
 
     def _trainer_config(self, logger: MetricsLogger) -> TrainerConfig:
         cfg = self.cfg
@@ -330,64 +386,6 @@ class SyntheticSAERunner:
 
     # ------------------------------------------------------------------ checkpoints and outputs
     def _checkpoint(self, trainer: Trainer, final: bool) -> Path:
-        """Write a complete checkpoint of the current state (atomically) and return it.
-
-        Under torchrun every rank calls this (the non-finite check and the gathering of
-        each rank's data-generator and RNG state are collectives); rank 0 writes.
-        """
-        t0 = time.perf_counter()
-        raise_if_non_finite(trainer)
-        root = Path(self.cfg.checkpoint_path)  # type: ignore[arg-type]
-        name = f"final_{trainer.samples_seen}" if final else str(trainer.samples_seen)
-        rng = ckpt.capture_rng_state()
-        ranks = None
-        if self.world_size > 1:
-            data_state = trainer.data.state_dict() if hasattr(trainer.data, "state_dict") else None
-            ranks = distributed.gather_objects({"data": data_state, "rng": rng})
-            if self.rank != 0:
-                distributed.barrier()
-                self.paused_seconds += time.perf_counter() - t0
-                return root / name
-        model_ref = self._model_reference(root)
-        state: dict[str, Any] = {"trainer": trainer.state_dict(), "rng": rng, "seed": self.seed}
-        if ranks is not None:
-            state.update(world_size=self.world_size, ranks=ranks)
-        sparsity = trainer.slots[0].stats.log_feature_sparsity()
-
-        def write(tmp: Path) -> None:
-            self.sae.save_model(tmp)
-            save_tensors_atomic(tmp / SPARSITY_FILENAME, {"sparsity": sparsity})
-            trainer.activation_scaler.save(tmp / "activation_scaler.json")
-            save_json_atomic(tmp / RUNNER_CONFIG_FILENAME, self._config_dict())
-            ckpt.save_state(tmp, state, RUNNER_STATE_STEM)
-
-        info = {"step": trainer.step, "samples_seen": trainer.samples_seen, "final": final,
-                "synthetic_model": model_ref}
-        path = ckpt.write_checkpoint(root / name, write, info)
-        distributed.barrier()
-        self.paused_seconds += time.perf_counter() - t0
-        return path
-
-    def _model_reference(self, root: Path) -> str | None:
-        """Relative path from a checkpoint to a saved copy of a model that ``cfg.synthetic_model``
-        does not name (built from a config, or passed in); saved once per checkpoint folder."""
-        if isinstance(self.cfg.synthetic_model, str) and not self._model_given and self._model_dir is None:
-            return None
-        if self._model_dir is None:
-            target = root / MODEL_DIRNAME
-            if not (target / "synthetic_model_config.json").is_file():
-                self.synthetic_model.save(target)
-            self._model_dir = target.resolve()
-        rel = Path("..") / MODEL_DIRNAME if self._model_dir == (root / MODEL_DIRNAME).resolve() else self._model_dir
-        return str(rel)
-
-    def _save_outputs(self, out: Path, final_eval: SyntheticDataEvalResult | None) -> None:
-        self.sae.save_inference_model(out)
-        if self.trainer is not None:
-            save_tensors_atomic(out / SPARSITY_FILENAME,
-                                {"sparsity": self.trainer.slots[0].stats.log_feature_sparsity()})
-        save_json_atomic(out / RUNNER_CONFIG_FILENAME, self._config_dict())
-        if self.cfg.save_synthetic_model:
-            self.synthetic_model.save(out / MODEL_DIRNAME)
-        if final_eval is not None:
-            save_json_atomic(out / EVAL_STATS_FILENAME, final_eval.to_dict())
+        """Write a complete checkpoint of the current state (atomically) and return it
+        (see :func:`~synthsae.runs.runner_files.write_runner_checkpoint`)."""
+        return write_runner_checkpoint(self, trainer, final)

@@ -18,20 +18,21 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from synthsae.config_values import (
     apply_overrides,
+    check_bool,
+    check_choice,
+    check_device,
+    check_float,
+    check_int,
+    check_keys,
+    check_str,
+    dataclass_values,
     load_config_data,
     parse_override,
     parse_yaml_scalar,
-    unknown_keys_message,
     write_config_file,
 )
-from synthsae.config_values import check_bool as _bool
-from synthsae.config_values import check_float as _float
-from synthsae.config_values import check_int as _int
-from synthsae.config_values import check_optional_str as _opt_str
 from synthsae.saes.config import TrainingSAEConfig
 from synthsae.synthetic.model_config import SyntheticModelConfig
 from synthsae.training.logging import LoggingConfig
@@ -54,14 +55,11 @@ _IGNORED_KEYS = ("sae_lens_version",)
 def _training_cfg_class(architecture: Any) -> type[TrainingSAEConfig]:
     from synthsae.saes.registry import get_sae_architecture, list_sae_architectures
 
-    if not isinstance(architecture, str):
-        raise ValueError(f"sae.architecture must be a string, got {architecture!r}")
-    try:
-        entry = get_sae_architecture(architecture)
-    except ValueError:
+    check_str("sae.architecture", architecture)
+    if architecture not in list_sae_architectures():
         trainable = [n for n in list_sae_architectures() if get_sae_architecture(n).training_cls is not None]
-        raise ValueError(f"sae.architecture: unknown SAE architecture {architecture!r}; "
-                         f"trainable architectures: {', '.join(trainable)}") from None
+        check_choice("sae.architecture", architecture, trainable)
+    entry = get_sae_architecture(architecture)
     if entry.training_cfg_cls is None:
         raise ValueError(f"sae.architecture: {architecture!r} is inference-only and cannot be trained")
     return entry.training_cfg_cls
@@ -86,16 +84,35 @@ def build_sae_config(data: Mapping[str, Any], d_in: int | None = None) -> Traini
     if "architecture" not in values:
         raise ValueError("sae.architecture is required (e.g. 'batchtopk', 'topk', 'standard', 'jumprelu')")
     cfg_cls = _training_cfg_class(values["architecture"])
-    known = sorted(f.name for f in fields(cfg_cls) if f.init)
-    unknown = sorted(set(values) - set(known) - {"architecture"})
-    if unknown:
-        raise ValueError(unknown_keys_message(f"sae ({values['architecture']})", unknown, known))
+    check_keys(f"sae ({values['architecture']})", values, ["architecture", *sorted(_field_names(cfg_cls))])
     if values.get("d_in") is None:
         values["d_in"] = d_in if d_in is not None else 1  # placeholder: validates the other fields
     try:
         return cfg_cls.from_dict(values)
     except (ValueError, TypeError) as err:
         raise _prefixed(err, "sae: ") from None
+
+
+def _field_names(cfg_cls: type) -> set[str]:
+    return {f.name for f in fields(cfg_cls) if f.init}
+
+
+def switch_sae_architecture(section: Any, architecture: Any) -> dict[str, Any]:
+    """The ``sae`` section for ``architecture``: the keys of ``section`` that its config class
+    also has (``d_sae``, ``k`` from TopK to BatchTopK, ...) are kept, the others dropped, so
+    every other field takes the new architecture's default."""
+    values = section.to_dict() if isinstance(section, TrainingSAEConfig) else dict(section or {})
+    keep = _field_names(_training_cfg_class(architecture))
+    return {"architecture": architecture, **{k: v for k, v in values.items() if k in keep}}
+
+
+def apply_runner_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with dotted ``overrides`` applied; ``sae.architecture`` first switches the whole
+    ``sae`` section to that architecture (:func:`switch_sae_architecture`)."""
+    overrides = dict(overrides)
+    if "sae.architecture" in overrides:
+        data = {**data, "sae": switch_sae_architecture(data.get("sae"), overrides.pop("sae.architecture"))}
+    return apply_overrides(data, overrides)
 
 
 # ------------------------------------------------------------------ the config
@@ -170,46 +187,35 @@ class SyntheticSAERunnerConfig:
 
     def __post_init__(self) -> None:
         self._check_model_and_sae()
-        self.training_samples = _int("training_samples", self.training_samples, 1)
-        self.batch_size = _int("batch_size", self.batch_size, 1)
+        self.training_samples = check_int("training_samples", self.training_samples, at_least=1)
+        self.batch_size = check_int("batch_size", self.batch_size, at_least=1)
         if self.training_samples < self.batch_size:
             raise ValueError(f"training_samples ({self.training_samples}) must be >= batch_size "
                              f"({self.batch_size}): otherwise there is no training step")
-        self.lr = _float("lr", self.lr, positive=True)
-        self.lr_warm_up_steps = _int("lr_warm_up_steps", self.lr_warm_up_steps, 0)
-        self.lr_decay_steps = _int("lr_decay_steps", self.lr_decay_steps, 0)
-        if self.lr_end is not None:
-            self.lr_end = _float("lr_end", self.lr_end, low=0.0)
-        self.adam_beta1 = _float("adam_beta1", self.adam_beta1, low=0.0, high_exclusive=1.0)
-        self.adam_beta2 = _float("adam_beta2", self.adam_beta2, low=0.0, high_exclusive=1.0)
-        self.n_restart_cycles = _int("n_restart_cycles", self.n_restart_cycles, 1)
-        if not isinstance(self.lr_scheduler_name, str):
-            raise TypeError(f"lr_scheduler_name must be a string, got {self.lr_scheduler_name!r}")
+        self.lr = check_float("lr", self.lr, above=0)
+        for key in ("lr_warm_up_steps", "lr_decay_steps"):
+            setattr(self, key, check_int(key, getattr(self, key), at_least=0))
+        self.lr_end = check_float("lr_end", self.lr_end, at_least=0, optional=True)
+        self.adam_beta1 = check_float("adam_beta1", self.adam_beta1, at_least=0, below=1)
+        self.adam_beta2 = check_float("adam_beta2", self.adam_beta2, at_least=0, below=1)
+        self.n_restart_cycles = check_int("n_restart_cycles", self.n_restart_cycles, at_least=1)
+        check_str("lr_scheduler_name", self.lr_scheduler_name)
         try:
             LRSchedule(self.lr, self.total_training_steps, self.lr_warm_up_steps, self.lr_decay_steps,
                        self.lr_scheduler_name, self.lr_end, self.n_restart_cycles)
         except ValueError as err:
             raise ValueError(f"lr schedule: {err}") from None
-        if isinstance(self.device, torch.device):
-            self.device = str(self.device)
-        try:
-            torch.device(self.device)
-        except (RuntimeError, TypeError):
-            raise ValueError(f"device must be a torch device string such as 'cpu' or 'cuda', got {self.device!r}") from None
+        self.device = check_device("device", self.device)
         for key in ("autocast_sae", "autocast_data", "save_final_checkpoint", "save_synthetic_model",
                     "run_final_eval", "show_progress"):
-            _bool(key, getattr(self, key))
-        self.n_checkpoints = _int("n_checkpoints", self.n_checkpoints, 0)
-        self.checkpoint_path = _opt_str("checkpoint_path", self.checkpoint_path)
-        self.output_path = _opt_str("output_path", self.output_path)
-        self.eval_frequency = _int("eval_frequency", self.eval_frequency, 0)
-        self.eval_samples = _int("eval_samples", self.eval_samples, 0)
-        self.dead_feature_window = _int("dead_feature_window", self.dead_feature_window, 1)
-        self.feature_sampling_window = _int("feature_sampling_window", self.feature_sampling_window, 1)
-        self.n_batches_for_norm_estimate = _int("n_batches_for_norm_estimate", self.n_batches_for_norm_estimate, 1)
-        self.prefetch_batches = _int("prefetch_batches", self.prefetch_batches, 0)
-        if self.seed is not None:
-            self.seed = _int("seed", self.seed, 0)
+            check_bool(key, getattr(self, key))
+        self.checkpoint_path = check_str("checkpoint_path", self.checkpoint_path, optional=True)
+        self.output_path = check_str("output_path", self.output_path, optional=True)
+        for key in ("n_checkpoints", "eval_frequency", "eval_samples", "prefetch_batches"):
+            setattr(self, key, check_int(key, getattr(self, key), at_least=0))
+        for key in ("dead_feature_window", "feature_sampling_window", "n_batches_for_norm_estimate"):
+            setattr(self, key, check_int(key, getattr(self, key), at_least=1))
+        self.seed = check_int("seed", self.seed, at_least=0, optional=True)
         if isinstance(self.logger, Mapping):
             try:
                 self.logger = LoggingConfig.from_dict(dict(self.logger))
@@ -297,17 +303,7 @@ class SyntheticSAERunnerConfig:
         Raises:
             ValueError: for an unknown or missing key, or a bad value (named in the message).
         """
-        if not isinstance(data, Mapping):
-            raise TypeError(f"a runner config must be a mapping, got {type(data).__name__}")
-        values = {k: v for k, v in data.items() if k not in _IGNORED_KEYS}
-        known = [f.name for f in fields(cls)]
-        unknown = [k for k in values if k not in known]
-        if unknown:
-            raise ValueError(unknown_keys_message("the runner config", unknown, known))
-        missing = [k for k in ("synthetic_model", "sae") if k not in values]
-        if missing:
-            raise ValueError(f"missing required key(s): {', '.join(missing)}")
-        return cls(**values)
+        return cls(**dataclass_values(cls, data, "the runner config", ignore=_IGNORED_KEYS))
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> SyntheticSAERunnerConfig:
@@ -319,7 +315,7 @@ class SyntheticSAERunnerConfig:
         data = load_config_data(path)
         try:
             if overrides:
-                data = apply_overrides(data, overrides)
+                data = apply_runner_overrides(data, overrides)
             return cls.from_dict(data)
         except (ValueError, TypeError) as err:
             raise type(err)(f"{path}: {err}") from None
@@ -330,7 +326,7 @@ class SyntheticSAERunnerConfig:
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> SyntheticSAERunnerConfig:
         """A new config with dotted keys replaced, e.g. ``{"lr": 1e-3, "sae.k": 8}``."""
-        return type(self).from_dict(apply_overrides(self.to_dict(), overrides))
+        return type(self).from_dict(apply_runner_overrides(self.to_dict(), overrides))
 
 
 def _model_from_mapping(data: Mapping[str, Any]) -> SyntheticModelConfig:

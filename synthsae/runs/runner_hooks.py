@@ -1,5 +1,5 @@
 """Pieces of :class:`~synthsae.runs.runner.SyntheticSAERunner`'s training loop: the
-periodic-eval callback and two guards."""
+periodic-eval and weight-histogram callbacks and the slow-autocast warning."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from synthsae.runs.runner import SyntheticSAERunner
     from synthsae.runs.runner_config import SyntheticSAERunnerConfig
 
-__all__ = ["PeriodicEval", "raise_if_non_finite", "warn_if_slow_autocast"]
+__all__ = ["PeriodicEval", "WandbHistograms", "warn_if_slow_autocast"]
 
 
 def warn_if_slow_autocast(cfg: SyntheticSAERunnerConfig) -> None:
@@ -30,13 +30,6 @@ def warn_if_slow_autocast(cfg: SyntheticSAERunnerConfig) -> None:
     if not native:
         warnings.warn("autocast_sae/autocast_data on this CPU: it has no native bf16 support, so bf16 matrix "
                       "products are much slower than float32; autocast is meant for GPUs", UserWarning, stacklevel=3)
-
-
-def raise_if_non_finite(trainer: Trainer) -> None:
-    """Refuse to checkpoint a state reached through a NaN/inf loss (checked once per checkpoint)."""
-    check = getattr(trainer, "check_finite", None) or getattr(trainer, "_check_finite", None)
-    if callable(check):
-        check()
 
 
 class PeriodicEval:
@@ -58,7 +51,20 @@ class PeriodicEval:
             return
         t0 = time.perf_counter()
         result = self.runner.evaluate(scaled=True)
-        hist = self.runner.histograms() if self.logger.wandb_run is not None else None
-        self.logger.log(result.to_log_dict(prefix="synthetic/"), trainer.step, histograms=hist)
+        self.logger.log(result.to_log_dict(prefix="synthetic/"), trainer.step)
         self.runner.paused_seconds += time.perf_counter() - t0
+
+
+class WandbHistograms:
+    """Trainer callback: the SAE's weight histograms to wandb every
+    :attr:`LoggingConfig.eval_frequency_steps` steps (``wandb_log_frequency *
+    eval_every_n_wandb_logs``); nothing without wandb."""
+
+    def __init__(self, runner: SyntheticSAERunner, logger: MetricsLogger) -> None:
+        self.runner, self.logger = runner, logger
+        self.every = logger.cfg.eval_frequency_steps
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if self.logger.wandb_run is not None and trainer.step % self.every == 0:
+            self.logger.log_histograms(self.runner.histograms(), trainer.step)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from synthsae.config_values import check_int
 from synthsae.runs.activation_iterator import SyntheticActivationIterator
 from synthsae.runs.prefetch import training_threads
 from synthsae.training.trainer import (
@@ -66,12 +67,9 @@ def train_toy_sae(
     d_in, hidden_dim = sae.cfg.d_in, feature_dict.hidden_dim
     if d_in != hidden_dim:
         raise ValueError(f"sae.cfg.d_in ({d_in}) must equal feature_dict.hidden_dim ({hidden_dim})")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int > 0, got {batch_size!r}")
-    if isinstance(training_samples, bool) or not isinstance(training_samples, int) or training_samples < batch_size:
-        raise ValueError(f"training_samples must be an int >= batch_size ({batch_size}), got {training_samples!r}")
-    if isinstance(n_snapshots, bool) or not isinstance(n_snapshots, int) or n_snapshots < 0:
-        raise ValueError(f"n_snapshots must be an int >= 0, got {n_snapshots!r}")
+    batch_size = check_int("batch_size", batch_size, at_least=1)
+    training_samples = check_int("training_samples", training_samples, at_least=batch_size)
+    n_snapshots = check_int("n_snapshots", n_snapshots, at_least=0)
     if n_snapshots > 0 and snapshot_fn is None:
         raise ValueError(f"n_snapshots={n_snapshots} needs a snapshot_fn to call at each snapshot")
 

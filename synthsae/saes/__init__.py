@@ -11,20 +11,14 @@ from synthsae._lazy import lazy_exports
 from synthsae.saes.architectures import class_exports
 
 _EXPORTS = {
-    "SAE": "sae",
-    "SAEConfig": "config",
-    "TrainingSAE": "training_sae",
-    "TrainingSAEConfig": "config",
-    "TrainStepInput": "steps",
-    "TrainStepOutput": "steps",
-    "TrainCoefficientConfig": "steps",
-    "SAEArchitecture": "registry",
-    "register_sae_architecture": "registry",
-    "get_sae_architecture": "registry",
-    "list_sae_architectures": "registry",
-    "BUILTIN_ARCHITECTURES": "architectures",
+    "sae": ("SAE",),
+    "training_sae": ("TrainingSAE",),
+    "config": ("SAEConfig", "TrainingSAEConfig"),
+    "steps": ("TrainStepInput", "TrainStepOutput", "TrainCoefficientConfig"),
+    "registry": ("SAEArchitecture", "register_sae_architecture", "get_sae_architecture", "list_sae_architectures"),
+    "architectures": ("BUILTIN_ARCHITECTURES",),
     **class_exports(),  # every architecture's classes, from the one table
 }
 
-__all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = __dir__()

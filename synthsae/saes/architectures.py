@@ -43,12 +43,12 @@ BUILTIN_ARCHITECTURES: tuple[BuiltinArchitecture, ...] = (
 )
 
 
-def class_exports(module_prefix: str = "") -> dict[str, str]:
-    """Public class name -> defining module (``module_prefix`` + the row's module) for every row."""
-    out: dict[str, str] = {}
+def class_exports(module_prefix: str = "") -> dict[str, tuple[str, ...]]:
+    """Defining module (``module_prefix`` + the row's module) -> its public class names, for
+    every row (the form of the package export tables, see :mod:`synthsae._lazy`)."""
+    out: dict[str, tuple[str, ...]] = {}
     for row in BUILTIN_ARCHITECTURES:
         kinds = ("Training", "") if row.inference_classes else ("Training",)
-        for kind in kinds:
-            out[f"{row.class_stem}{kind}SAE"] = module_prefix + row.module
-            out[f"{row.class_stem}{kind}SAEConfig"] = module_prefix + row.module
+        out[module_prefix + row.module] = tuple(
+            f"{row.class_stem}{kind}SAE{suffix}" for kind in kinds for suffix in ("", "Config"))
     return out

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
+from synthsae.config_values import check_float
 from synthsae.saes.base import TrainStepOutput
-from synthsae.saes.config import check_float
 from synthsae.saes.jumprelu import JumpReLUSAE, JumpReLUSAEConfig
 from synthsae.saes.registry import register_sae_architecture
 from synthsae.saes.sparse_acts import Gather, SparseActivations, batch_topk
@@ -34,12 +34,10 @@ class BatchTopKTrainingSAEConfig(TopKTrainingSAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.topk_threshold_lr = check_float(
-            self, "topk_threshold_lr", self.topk_threshold_lr, non_negative=True, maximum=1.0
-        )
+        self.topk_threshold_lr = check_float(self.qualified("topk_threshold_lr"), self.topk_threshold_lr, at_least=0, at_most=1.0)
 
     def _check_k(self) -> None:
-        self.k = check_float(self, "k", self.k, positive=True)
+        self.k = check_float(self.qualified("k"), self.k, above=0)
         if self.k > self.d_sae:
             raise ValueError(f"{type(self).__name__}.k must be <= d_sae ({self.d_sae}), got {self.k}")
 

@@ -9,13 +9,19 @@ when the config is built, with a message naming the field, the value and the rul
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
-import torch
+from synthsae.config_values import (
+    check_bool,
+    check_choice,
+    check_device,
+    check_dtype,
+    check_float,
+    check_int,
+    dataclass_values,
+)
 
 NORMALIZE_ACTIVATIONS_MODES = (
     "none",
@@ -25,94 +31,10 @@ NORMALIZE_ACTIVATIONS_MODES = (
 )
 RESHAPE_ACTIVATIONS_MODES = ("none", "hook_z")
 
-_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
-_DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16"}
-
 # Keys a serialised config may hold besides its dataclass fields.
 RESERVED_CONFIG_KEYS = ("architecture", "metadata")
 
 T_Config = TypeVar("T_Config", bound="SAEConfig")
-
-
-def str_to_dtype(value: str | torch.dtype) -> torch.dtype:
-    """Turn ``"float32"``, ``"torch.bfloat16"`` or a ``torch.dtype`` into a ``torch.dtype``."""
-    if isinstance(value, torch.dtype):
-        if value not in _DTYPES.values():
-            raise ValueError(f"dtype must be a floating point type, got {value}")
-        return value
-    if not isinstance(value, str):
-        raise TypeError(f"dtype must be a str or torch.dtype, got {type(value).__name__}")
-    name = value.removeprefix("torch.")
-    name = _DTYPE_ALIASES.get(name, name)
-    if name not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {value!r}")
-    return _DTYPES[name]
-
-
-def dtype_to_str(value: str | torch.dtype) -> str:
-    """Canonical short name (``"float32"``) of a dtype given as a string or ``torch.dtype``."""
-    dtype = str_to_dtype(value)
-    return next(name for name, candidate in _DTYPES.items() if candidate == dtype)
-
-
-# --- validation helpers, shared by the architecture configs ------------------------------
-
-
-def _where(owner: object, name: str) -> str:
-    return f"{type(owner).__name__}.{name}"
-
-
-def check_int(owner: object, name: str, value: Any, minimum: int = 1) -> int:
-    """Return ``value`` as an int, or raise ValueError/TypeError if it is not an int >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{_where(owner, name)} must be an integer, got {value!r}")
-    if value < minimum:
-        rule = "positive" if minimum == 1 else f">= {minimum}"
-        raise ValueError(f"{_where(owner, name)} must be {rule}, got {value!r}")
-    return int(value)
-
-
-def check_float(
-    owner: object,
-    name: str,
-    value: Any,
-    *,
-    positive: bool = False,
-    non_negative: bool = False,
-    maximum: float | None = None,
-) -> float:
-    """Return ``value`` as a finite float, checking the requested sign and upper bound."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{_where(owner, name)} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{_where(owner, name)} must be finite, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{_where(owner, name)} must be > 0, got {value!r}")
-    if non_negative and value < 0:
-        raise ValueError(f"{_where(owner, name)} must be >= 0, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{_where(owner, name)} must be <= {maximum}, got {value!r}")
-    return value
-
-
-def check_bool(owner: object, name: str, value: Any) -> bool:
-    """Return ``value`` if it is a bool, else raise TypeError."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{_where(owner, name)} must be True or False, got {value!r}")
-    return value
-
-
-def check_choice(owner: object, name: str, value: Any, choices: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise ValueError listing them."""
-    if value not in choices:
-        raise ValueError(f"{_where(owner, name)} must be one of {list(choices)}, got {value!r}")
-    return value
 
 
 # --- configs --------------------------------------------------------------------------------
@@ -136,26 +58,22 @@ class SAEConfig:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.d_in = check_int(self, "d_in", self.d_in)
-        self.d_sae = check_int(self, "d_sae", self.d_sae)
-        try:
-            self.dtype = dtype_to_str(self.dtype)
-        except (TypeError, ValueError) as err:
-            raise type(err)(f"{_where(self, 'dtype')}: {err}") from None
-        if isinstance(self.device, torch.device):
-            self.device = str(self.device)
-        if not isinstance(self.device, str) or not self.device:
-            raise TypeError(f"{_where(self, 'device')} must be a device string, got {self.device!r}")
-        check_bool(self, "apply_b_dec_to_input", self.apply_b_dec_to_input)
-        check_choice(
-            self, "normalize_activations", self.normalize_activations, NORMALIZE_ACTIVATIONS_MODES
-        )
-        check_choice(self, "reshape_activations", self.reshape_activations, RESHAPE_ACTIVATIONS_MODES)
+        self.d_in = check_int(self.qualified("d_in"), self.d_in, at_least=1)
+        self.d_sae = check_int(self.qualified("d_sae"), self.d_sae, at_least=1)
+        self.dtype = check_dtype(self.qualified("dtype"), self.dtype)
+        self.device = check_device(self.qualified("device"), self.device)
+        check_bool(self.qualified("apply_b_dec_to_input"), self.apply_b_dec_to_input)
+        check_choice(self.qualified("normalize_activations"), self.normalize_activations, NORMALIZE_ACTIVATIONS_MODES)
+        check_choice(self.qualified("reshape_activations"), self.reshape_activations, RESHAPE_ACTIVATIONS_MODES)
         if self.metadata is None:
             self.metadata = {}
         if not isinstance(self.metadata, Mapping):
-            raise TypeError(f"{_where(self, 'metadata')} must be a dict, got {self.metadata!r}")
+            raise TypeError(f"{self.qualified('metadata')} must be a dict, got {self.metadata!r}")
         self.metadata = dict(self.metadata)
+
+    def qualified(self, field_name: str) -> str:
+        """``"<ConfigClass>.<field_name>"``: how errors name a field of this config."""
+        return f"{type(self).__name__}.{field_name}"
 
     @classmethod
     def architecture(cls) -> str:
@@ -195,14 +113,8 @@ class SAEConfig:
             raise ValueError(
                 f"{cls.__name__}.from_dict needs an 'architecture' key to choose a config class"
             ) from None
-        known = _field_names(target)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown key(s) {unknown} for {target.__name__} "
-                f"(architecture {target.architecture()!r}); valid keys: {sorted(known)}"
-            )
-        return target(**values)
+        where = f"{target.__name__} (architecture {target.architecture()!r})"
+        return target(**dataclass_values(target, values, where))
 
     @classmethod
     def _class_for_architecture(cls, architecture: str, keys: set[str]) -> type[SAEConfig]:
@@ -255,9 +167,7 @@ class TrainingSAEConfig(SAEConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.decoder_init_norm is not None:
-            self.decoder_init_norm = check_float(
-                self, "decoder_init_norm", self.decoder_init_norm, positive=True
-            )
+            self.decoder_init_norm = check_float(self.qualified("decoder_init_norm"), self.decoder_init_norm, above=0)
 
     @classmethod
     def _class_for_architecture(cls, architecture: str, keys: set[str]) -> type[SAEConfig]:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synthsae.config_values import check_float, check_int
 from synthsae.saes.base import (
     SAE,
     TrainCoefficientConfig,
@@ -21,7 +22,7 @@ from synthsae.saes.base import (
     TrainStepInput,
     TrainStepOutput,
 )
-from synthsae.saes.config import SAEConfig, TrainingSAEConfig, check_float, check_int
+from synthsae.saes.config import SAEConfig, TrainingSAEConfig
 from synthsae.saes.registry import register_sae_architecture
 
 
@@ -88,8 +89,8 @@ class GatedTrainingSAEConfig(TrainingSAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.l1_coefficient = check_float(self, "l1_coefficient", self.l1_coefficient, non_negative=True)
-        self.l1_warm_up_steps = check_int(self, "l1_warm_up_steps", self.l1_warm_up_steps, minimum=0)
+        self.l1_coefficient = check_float(self.qualified("l1_coefficient"), self.l1_coefficient, at_least=0)
+        self.l1_warm_up_steps = check_int(self.qualified("l1_warm_up_steps"), self.l1_warm_up_steps, at_least=0)
 
     @classmethod
     def architecture(cls) -> str:

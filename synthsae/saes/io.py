@@ -1,15 +1,14 @@
 """Reading and writing SAE folders: ``sae_weights.safetensors`` plus ``cfg.json``.
 
-Writes are atomic per file (a temporary name in the same folder, then ``os.replace``),
-and both files are put in place only after both were written. Loading reads JSON and
-safetensors only; nothing is unpickled.
+Writes go through :mod:`synthsae.atomic_files`: each file is written under a temporary
+name in the same folder (with the umask's permissions) and both files are renamed into
+place only after both were written. Loading reads JSON and safetensors only; nothing
+is unpickled.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,35 +17,24 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from synthsae.atomic_files import write_files_atomically
+
+__all__ = [
+    "SAE_CFG_FILENAME", "SAE_WEIGHTS_FILENAME", "SPARSITY_FILENAME", "load_json", "load_sae_config",
+    "load_sae_files", "load_tensors", "save_json_atomic", "save_sae_files", "save_tensors_atomic",
+    "write_files_atomically",
+]
+
 SAE_WEIGHTS_FILENAME = "sae_weights.safetensors"
 SAE_CFG_FILENAME = "cfg.json"
 SPARSITY_FILENAME = "sparsity.safetensors"
-
-
-def _temp_path(folder: Path, name: str) -> Path:
-    handle, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    os.close(handle)
-    return Path(temp_name)
-
-
-def _write_to_temp(folder: Path, name: str, writer: Callable[[Path], None]) -> Path:
-    temp = _temp_path(folder, name)
-    try:
-        writer(temp)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return temp
 
 
 def _json_writer(obj: Any) -> Callable[[Path], None]:
     text = json.dumps(obj, indent=2)  # fails before anything is written if obj is not JSON
 
     def write(path: Path) -> None:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        path.write_text(text, encoding="utf-8")
 
     return write
 
@@ -60,25 +48,6 @@ def _tensor_writer(tensors: Mapping[str, torch.Tensor]) -> Callable[[Path], None
         save_file(prepared, str(path))
 
     return write
-
-
-def write_files_atomically(folder: str | Path, writers: Mapping[str, Callable[[Path], None]]) -> None:
-    """Run each ``writer(temp_path)`` then rename all temporaries to their names in ``folder``.
-
-    If any writer fails, no file in ``folder`` is touched and the temporaries are removed.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    temps: dict[str, Path] = {}
-    try:
-        for name, writer in writers.items():
-            temps[name] = _write_to_temp(folder, name, writer)
-    except BaseException:
-        for temp in temps.values():
-            temp.unlink(missing_ok=True)
-        raise
-    for name, temp in temps.items():
-        os.replace(temp, folder / name)
 
 
 def save_json_atomic(path: str | Path, obj: Any) -> Path:

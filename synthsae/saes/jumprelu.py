@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synthsae.config_values import check_choice, check_float, check_int
 from synthsae.saes.base import SAE, TrainCoefficientConfig, TrainingSAE, TrainStepInput
-from synthsae.saes.config import SAEConfig, TrainingSAEConfig, check_choice, check_float, check_int
+from synthsae.saes.config import SAEConfig, TrainingSAEConfig
 from synthsae.saes.registry import register_sae_architecture
 from synthsae.saes.sparse_acts import is_known_empty
 
@@ -126,18 +127,14 @@ class JumpReLUTrainingSAEConfig(TrainingSAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.jumprelu_init_threshold = check_float(
-            self, "jumprelu_init_threshold", self.jumprelu_init_threshold, positive=True
-        )
-        self.jumprelu_bandwidth = check_float(self, "jumprelu_bandwidth", self.jumprelu_bandwidth, positive=True)
-        check_choice(self, "jumprelu_sparsity_loss_mode", self.jumprelu_sparsity_loss_mode, ("step", "tanh"))
-        self.l0_coefficient = check_float(self, "l0_coefficient", self.l0_coefficient, non_negative=True)
-        self.l0_warm_up_steps = check_int(self, "l0_warm_up_steps", self.l0_warm_up_steps, minimum=0)
+        self.jumprelu_init_threshold = check_float(self.qualified("jumprelu_init_threshold"), self.jumprelu_init_threshold, above=0)
+        self.jumprelu_bandwidth = check_float(self.qualified("jumprelu_bandwidth"), self.jumprelu_bandwidth, above=0)
+        check_choice(self.qualified("jumprelu_sparsity_loss_mode"), self.jumprelu_sparsity_loss_mode, ("step", "tanh"))
+        self.l0_coefficient = check_float(self.qualified("l0_coefficient"), self.l0_coefficient, at_least=0)
+        self.l0_warm_up_steps = check_int(self.qualified("l0_warm_up_steps"), self.l0_warm_up_steps, at_least=0)
         if self.pre_act_loss_coefficient is not None:
-            self.pre_act_loss_coefficient = check_float(
-                self, "pre_act_loss_coefficient", self.pre_act_loss_coefficient, non_negative=True
-            )
-        self.jumprelu_tanh_scale = check_float(self, "jumprelu_tanh_scale", self.jumprelu_tanh_scale, positive=True)
+            self.pre_act_loss_coefficient = check_float(self.qualified("pre_act_loss_coefficient"), self.pre_act_loss_coefficient, at_least=0)
+        self.jumprelu_tanh_scale = check_float(self.qualified("jumprelu_tanh_scale"), self.jumprelu_tanh_scale, above=0)
 
     @classmethod
     def architecture(cls) -> str:

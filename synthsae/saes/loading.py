@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from synthsae.saes.config import RESERVED_CONFIG_KEYS, dtype_to_str
+from synthsae.config_values import check_dtype
+from synthsae.saes.config import RESERVED_CONFIG_KEYS
 
 if TYPE_CHECKING:
     from synthsae.saes.sae import SAE
@@ -45,7 +46,7 @@ def load_sae(
         raise ValueError(f"the config for {source} has no 'architecture' key")
     cfg_dict["device"] = str(device)
     if dtype is not None:
-        cfg_dict["dtype"] = dtype_to_str(dtype)
+        cfg_dict["dtype"] = check_dtype("dtype", dtype)
     entry = get_sae_architecture(architecture)
     keys = set(cfg_dict) - set(RESERVED_CONFIG_KEYS)
 

@@ -17,8 +17,9 @@ from typing import ClassVar
 
 import torch
 
+from synthsae.config_values import check_bool, check_float, check_int
 from synthsae.saes.base import SAE, TrainingSAE, TrainStepInput, TrainStepOutput
-from synthsae.saes.config import SAEConfig, TrainingSAEConfig, check_bool, check_float, check_int
+from synthsae.saes.config import SAEConfig, TrainingSAEConfig
 from synthsae.saes.registry import register_sae_architecture
 
 # How often (in iterations) an accelerator checks whether every row has finished: each
@@ -104,10 +105,10 @@ def _fold_scaling(sae: SAE, scaling_factor: float) -> None:
 
 
 def _check_mp_fields(cfg: SAEConfig) -> None:
-    cfg.residual_threshold = check_float(cfg, "residual_threshold", cfg.residual_threshold, non_negative=True)
+    cfg.residual_threshold = check_float(cfg.qualified("residual_threshold"), cfg.residual_threshold, at_least=0)
     if cfg.max_iterations is not None:
-        cfg.max_iterations = check_int(cfg, "max_iterations", cfg.max_iterations)
-    check_bool(cfg, "stop_on_duplicate_support", cfg.stop_on_duplicate_support)
+        cfg.max_iterations = check_int(cfg.qualified("max_iterations"), cfg.max_iterations, at_least=1)
+    check_bool(cfg.qualified("stop_on_duplicate_support"), cfg.stop_on_duplicate_support)
 
 
 @dataclass

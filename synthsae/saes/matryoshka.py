@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from synthsae.config_values import check_bool
 from synthsae.saes.base import TrainStepInput, TrainStepOutput
 from synthsae.saes.batchtopk import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig
-from synthsae.saes.config import check_bool
 from synthsae.saes.jumprelu import JumpReLUSAE, JumpReLUSAEConfig
 from synthsae.saes.registry import register_sae_architecture
 from synthsae.saes.sparse_acts import Gather, SparseActivations, is_known_empty, topk_aux_loss
@@ -37,7 +37,7 @@ class MatryoshkaBatchTopKTrainingSAEConfig(BatchTopKTrainingSAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_bool(self, "use_matryoshka_aux_loss", self.use_matryoshka_aux_loss)
+        check_bool(self.qualified("use_matryoshka_aux_loss"), self.use_matryoshka_aux_loss)
         self.matryoshka_widths = self._checked_widths(self.matryoshka_widths)
 
     def _checked_widths(self, widths: object) -> list[int]:

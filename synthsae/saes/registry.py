@@ -98,11 +98,6 @@ def register_sae_architecture(
     return entry
 
 
-def unregister_sae_architecture(name: str) -> None:
-    """Remove ``name`` from the registry (mainly for tests); unknown names are ignored."""
-    _REGISTRY.pop(name, None)
-
-
 def get_sae_architecture(name: str) -> SAEArchitecture:
     """Return the entry registered under ``name``; unknown names raise ValueError listing the known ones."""
     _load_builtins()

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthsae.saes.config import SAEConfig, TrainingSAEConfig, dtype_to_str, str_to_dtype
+from synthsae.config_values import check_dtype, torch_dtype
+from synthsae.saes.config import SAEConfig, TrainingSAEConfig
 from synthsae.saes.io import SAE_WEIGHTS_FILENAME, load_sae_files, save_sae_files
 from synthsae.saes.sparse_grad import sparse_grad_linear
 
@@ -49,7 +50,7 @@ class SAE(nn.Module):
         if not isinstance(cfg, SAEConfig):
             raise TypeError(f"{type(self).__name__} needs an SAEConfig, got {type(cfg).__name__}")
         self.cfg = cfg
-        self.dtype = str_to_dtype(cfg.dtype)
+        self.dtype = torch_dtype(cfg.dtype)
         self.device = torch.device(cfg.device)
         self._norm_state: tuple[torch.Tensor, ...] | None = None
         self._d_head: int | None = None
@@ -100,7 +101,7 @@ class SAE(nn.Module):
             self.dtype = w_dec.dtype
             self.cfg.device = str(w_dec.device)
             if w_dec.dtype.is_floating_point:
-                self.cfg.dtype = dtype_to_str(w_dec.dtype)
+                self.cfg.dtype = check_dtype("dtype", w_dec.dtype)
         return result
 
     # --- input / output processing ----------------------------------------------------------

@@ -8,8 +8,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from synthsae.config_values import check_float, check_int
 from synthsae.saes.base import SAE, TrainCoefficientConfig, TrainingSAE, TrainStepInput
-from synthsae.saes.config import SAEConfig, TrainingSAEConfig, check_float, check_int
+from synthsae.saes.config import SAEConfig, TrainingSAEConfig
 from synthsae.saes.registry import register_sae_architecture
 
 
@@ -60,9 +61,9 @@ class StandardTrainingSAEConfig(TrainingSAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.l1_coefficient = check_float(self, "l1_coefficient", self.l1_coefficient, non_negative=True)
-        self.lp_norm = check_float(self, "lp_norm", self.lp_norm, positive=True)
-        self.l1_warm_up_steps = check_int(self, "l1_warm_up_steps", self.l1_warm_up_steps, minimum=0)
+        self.l1_coefficient = check_float(self.qualified("l1_coefficient"), self.l1_coefficient, at_least=0)
+        self.lp_norm = check_float(self.qualified("lp_norm"), self.lp_norm, above=0)
+        self.l1_warm_up_steps = check_int(self.qualified("l1_warm_up_steps"), self.l1_warm_up_steps, at_least=0)
 
     @classmethod
     def architecture(cls) -> str:

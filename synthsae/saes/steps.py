@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
+
+from synthsae.config_values import check_float, check_int
 
 
 @dataclass
@@ -83,9 +84,5 @@ class TrainCoefficientConfig:
         return iter((self.value, self.warm_up_steps))
 
     def __post_init__(self) -> None:
-        if not math.isfinite(float(self.value)):
-            raise ValueError(f"TrainCoefficientConfig.value must be finite, got {self.value!r}")
-        if isinstance(self.warm_up_steps, bool) or int(self.warm_up_steps) != self.warm_up_steps or self.warm_up_steps < 0:
-            raise ValueError(
-                f"TrainCoefficientConfig.warm_up_steps must be an integer >= 0, got {self.warm_up_steps!r}"
-            )
+        check_float("TrainCoefficientConfig.value", self.value)
+        check_int("TrainCoefficientConfig.warm_up_steps", self.warm_up_steps, at_least=0)

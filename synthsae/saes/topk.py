@@ -8,6 +8,7 @@ from typing import ClassVar, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from synthsae.config_values import check_bool, check_float, check_int
 from synthsae.saes.base import (
     SAE,
     TrainCoefficientConfig,
@@ -15,7 +16,7 @@ from synthsae.saes.base import (
     TrainStepInput,
     TrainStepOutput,
 )
-from synthsae.saes.config import SAEConfig, TrainingSAEConfig, check_bool, check_float, check_int
+from synthsae.saes.config import SAEConfig, TrainingSAEConfig
 from synthsae.saes.registry import register_sae_architecture
 from synthsae.saes.sparse_acts import Gather, SparseActivations, row_topk, topk_aux_loss
 from synthsae.saes.sparse_encoder import EncoderPass, row_norms
@@ -49,15 +50,27 @@ class TopKSAEConfig(SAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.k = check_int(self, "k", self.k)
+        self.k = check_int(self.qualified("k"), self.k, at_least=1)
         if self.k > self.d_sae:
             raise ValueError(f"{type(self).__name__}.k must be <= d_sae ({self.d_sae}), got {self.k}")
-        check_bool(self, "rescale_acts_by_decoder_norm", self.rescale_acts_by_decoder_norm)
+        check_bool(self.qualified("rescale_acts_by_decoder_norm"), self.rescale_acts_by_decoder_norm)
 
     @classmethod
     def architecture(cls) -> str:
         """``"topk"``."""
         return "topk"
+
+
+@torch.no_grad()
+def _fold_topk_decoder_norm(sae: SAE) -> None:
+    """Fold decoder norms into the encoder; only exact when rescaling by decoder norm (the
+    ``fold_W_dec_norm`` of both TopK classes)."""
+    if not sae.cfg.rescale_acts_by_decoder_norm:
+        raise NotImplementedError(
+            "fold_W_dec_norm would change which latents a TopK SAE keeps unless "
+            "rescale_acts_by_decoder_norm=True"
+        )
+    fold_decoder_norm_into_encoder(sae.W_enc.data, sae.b_enc.data, sae.W_dec.data)
 
 
 class TopKSAE(SAE):
@@ -83,15 +96,7 @@ class TopKSAE(SAE):
             feature_acts = feature_acts / self.W_dec.norm(dim=-1)
         return self._finish_decode(F.linear(feature_acts, self.W_dec.T, self.b_dec))
 
-    @torch.no_grad()
-    def fold_W_dec_norm(self) -> None:
-        """Fold decoder norms into the encoder; only exact when rescaling by decoder norm."""
-        if not self.cfg.rescale_acts_by_decoder_norm:
-            raise NotImplementedError(
-                "fold_W_dec_norm would change which latents a TopK SAE keeps unless "
-                "rescale_acts_by_decoder_norm=True"
-            )
-        fold_decoder_norm_into_encoder(self.W_enc.data, self.b_enc.data, self.W_dec.data)
+    fold_W_dec_norm = _fold_topk_decoder_norm
 
 
 @dataclass
@@ -115,11 +120,9 @@ class TopKTrainingSAEConfig(TrainingSAEConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check_k()
-        check_bool(self, "use_sparse_activations", self.use_sparse_activations)
-        self.aux_loss_coefficient = check_float(
-            self, "aux_loss_coefficient", self.aux_loss_coefficient, non_negative=True
-        )
-        check_bool(self, "rescale_acts_by_decoder_norm", self.rescale_acts_by_decoder_norm)
+        check_bool(self.qualified("use_sparse_activations"), self.use_sparse_activations)
+        self.aux_loss_coefficient = check_float(self.qualified("aux_loss_coefficient"), self.aux_loss_coefficient, at_least=0)
+        check_bool(self.qualified("rescale_acts_by_decoder_norm"), self.rescale_acts_by_decoder_norm)
         if self.aux_loss_coefficient > 0 and self.normalize_activations in (
             "constant_norm_rescale",
             "layer_norm",
@@ -131,7 +134,7 @@ class TopKTrainingSAEConfig(TrainingSAEConfig):
             )
 
     def _check_k(self) -> None:
-        self.k = check_int(self, "k", self.k)
+        self.k = check_int(self.qualified("k"), self.k, at_least=1)
         if self.k > self.d_sae:
             raise ValueError(f"{type(self).__name__}.k must be <= d_sae ({self.d_sae}), got {self.k}")
 
@@ -293,15 +296,7 @@ class TopKTrainingSAE(TrainingSAE):
         """No scheduled coefficients."""
         return {}
 
-    @torch.no_grad()
-    def fold_W_dec_norm(self) -> None:
-        """Fold decoder norms into the encoder; only exact when rescaling by decoder norm."""
-        if not self.cfg.rescale_acts_by_decoder_norm:
-            raise NotImplementedError(
-                "fold_W_dec_norm would change which latents a TopK SAE keeps unless "
-                "rescale_acts_by_decoder_norm=True"
-            )
-        fold_decoder_norm_into_encoder(self.W_enc.data, self.b_enc.data, self.W_dec.data)
+    fold_W_dec_norm = _fold_topk_decoder_norm
 
     def process_state_dict_for_saving_inference(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Inference saves have unit-norm decoder rows when rescaling (norms folded in)."""

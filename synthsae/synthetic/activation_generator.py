@@ -19,6 +19,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
+from synthsae.config_values import check_device, check_int, torch_dtype
 from synthsae.synthetic.correlation import (
     CorrelationMatrixInput,
     LowRankCorrelationMatrix,
@@ -138,12 +139,10 @@ class ActivationGenerator(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features <= 0:
-            raise ValueError(f"num_features must be an int > 0, got {num_features!r}")
-        self.num_features = num_features
-        self.dtype = self._resolve_dtype(dtype)
+        self.num_features = check_int("num_features", num_features, at_least=1)
+        self.dtype = torch_dtype(dtype)
         self._compute_dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
-        device = torch.device(device)
+        device = torch.device(check_device("device", device))
         self.use_sparse_tensors = bool(use_sparse_tensors)
         self.sampling_threads: int | None = 1
         self._plan: SamplingPlan | None = None
@@ -164,20 +163,12 @@ class ActivationGenerator(nn.Module):
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, int):
-                raise TypeError(f"seed must be an int, got {seed!r}")
+            seed = check_int("seed", seed)
             generator = torch.Generator(device=device)
             generator.manual_seed(seed)
         self.generator: torch.Generator | None = generator
 
     # ------------------------------------------------------------ settings
-    @staticmethod
-    def _resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
-        resolved = getattr(torch, dtype.removeprefix("torch."), None) if isinstance(dtype, str) else dtype
-        if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
-            raise ValueError(f"dtype must be a floating-point torch dtype or its name, got {dtype!r}")
-        return resolved
-
     @property
     def device(self) -> torch.device:
         """The device the activations are produced on."""

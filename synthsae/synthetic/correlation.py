@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from synthsae.synthetic.checks import real_number as _real
+from synthsae.config_values import check_float, check_int, check_probability
 
 __all__ = [
     "CorrelationMatrixInput",
@@ -53,31 +53,16 @@ CorrelationMatrixInput = torch.Tensor | LowRankCorrelationMatrix | tuple[torch.T
 
 
 # ----------------------------------------------------------------- validation
-def _count(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_random_params(
     positive_ratio: float,
     uncorrelated_ratio: float,
     min_correlation_strength: float,
     max_correlation_strength: float,
 ) -> tuple[float, float, float, float]:
-    pos = _real("positive_ratio", positive_ratio)
-    unc = _real("uncorrelated_ratio", uncorrelated_ratio)
-    lo = _real("min_correlation_strength", min_correlation_strength)
-    hi = _real("max_correlation_strength", max_correlation_strength)
-    for name, value in (("positive_ratio", pos), ("uncorrelated_ratio", unc)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-    if lo < 0.0:
-        raise ValueError(f"min_correlation_strength must be >= 0, got {lo!r}")
-    if hi > 1.0:
-        raise ValueError(f"max_correlation_strength must be <= 1, got {hi!r}")
+    pos = check_probability("positive_ratio", positive_ratio, allow_zero=True)
+    unc = check_probability("uncorrelated_ratio", uncorrelated_ratio, allow_zero=True)
+    lo = check_float("min_correlation_strength", min_correlation_strength, at_least=0.0)
+    hi = check_float("max_correlation_strength", max_correlation_strength, at_most=1.0)
     if lo > hi:
         raise ValueError(
             "min_correlation_strength must be <= max_correlation_strength, got "
@@ -226,10 +211,8 @@ def create_correlation_matrix_from_correlations(
         ValueError: for ``num_features <= 0``, out-of-range or diagonal pairs, and
             correlations outside ``[-1, 1]``.
     """
-    n = _count("num_features", num_features)
-    default = _real("default_correlation", default_correlation)
-    if not -1.0 <= default <= 1.0:
-        raise ValueError(f"default_correlation must be in [-1, 1], got {default!r}")
+    n = check_int("num_features", num_features, at_least=1)
+    default = check_float("default_correlation", default_correlation, at_least=-1.0, at_most=1.0)
     requested: dict[tuple[int, int], float] = {}  # (low, high) -> value; a later entry wins
     for pair, value in (correlations or {}).items():
         if not (isinstance(pair, tuple) and len(pair) == 2):
@@ -242,9 +225,7 @@ def create_correlation_matrix_from_correlations(
             raise ValueError(f"correlations pair {pair!r} is out of range for num_features={n}")
         if i == j:
             raise ValueError(f"correlations pair {pair!r} is on the diagonal, which is fixed at 1")
-        v = _real(f"correlations[{pair!r}]", value)
-        if not -1.0 <= v <= 1.0:
-            raise ValueError(f"correlations[{pair!r}] must be in [-1, 1], got {value!r}")
+        v = check_float(f"correlations[{pair!r}]", value, at_least=-1.0, at_most=1.0)
         requested[(min(i, j), max(i, j))] = v
     matrix = torch.full((n, n), default, dtype=torch.float64)
     if requested:
@@ -275,7 +256,7 @@ def generate_random_correlations(
     Raises:
         ValueError: for ``num_features <= 0``, ratios outside [0, 1], or bad strengths.
     """
-    n = _count("num_features", num_features)
+    n = check_int("num_features", num_features, at_least=1)
     pos, unc, lo, hi = _check_random_params(
         positive_ratio, uncorrelated_ratio, min_correlation_strength, max_correlation_strength
     )
@@ -321,7 +302,7 @@ def generate_random_correlation_matrix(
     Raises:
         ValueError: for ``num_features <= 0``, ratios outside [0, 1], or bad strengths.
     """
-    n = _count("num_features", num_features)
+    n = check_int("num_features", num_features, at_least=1)
     pos, unc, lo, hi = _check_random_params(
         positive_ratio, uncorrelated_ratio, min_correlation_strength, max_correlation_strength
     )
@@ -359,11 +340,9 @@ def generate_random_low_rank_correlation_matrix(
     Raises:
         ValueError: for ``num_features <= 0``, ``rank <= 0`` or ``correlation_scale < 0``.
     """
-    n = _count("num_features", num_features)
-    r = _count("rank", rank)
-    scale = _real("correlation_scale", correlation_scale)
-    if scale < 0:
-        raise ValueError(f"correlation_scale must be >= 0, got {correlation_scale!r}")
+    n = check_int("num_features", num_features, at_least=1)
+    r = check_int("rank", rank, at_least=1)
+    scale = check_float("correlation_scale", correlation_scale, at_least=0.0)
     device = torch.device(device)
     generator = None
     if seed is not None:

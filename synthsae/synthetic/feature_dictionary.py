@@ -7,15 +7,15 @@ forms never materialise a ``[B, F]`` tensor and cost ``O(nnz * D)``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from numbers import Integral, Real
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synthsae._tensors import unit_rows
+from synthsae.config_values import check_device, check_float, check_int
 from synthsae.synthetic.orthogonalize import orthogonal_initializer
 from synthsae.synthetic.sparse_batch import SparseBatch
 
@@ -27,26 +27,13 @@ FeatureDictionaryInitializer = Callable[["FeatureDictionary"], None]
 _DEFAULT_INITIALIZER: FeatureDictionaryInitializer = orthogonal_initializer()
 
 
-def _size(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def _bias_norm(bias: Any) -> float | None:
     """``None`` for no bias, else the requested bias norm."""
     if bias is False or bias is None:
         return None
     if bias is True:
         return 1.0
-    if isinstance(bias, bool) or not isinstance(bias, Real):
-        raise TypeError(f"bias must be a bool or a number (the bias norm), got {bias!r}")
-    norm = float(bias)
-    if not math.isfinite(norm) or norm < 0:
-        raise ValueError(f"bias must be a finite norm >= 0 when given as a number, got {bias!r}")
-    return norm
+    return check_float("bias", bias, at_least=0.0)
 
 
 class FeatureDictionary(nn.Module):
@@ -80,16 +67,16 @@ class FeatureDictionary(nn.Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        self.num_features = _size("num_features", num_features)
-        self.hidden_dim = _size("hidden_dim", hidden_dim)
+        self.num_features = check_int("num_features", num_features, at_least=1)
+        self.hidden_dim = check_int("hidden_dim", hidden_dim, at_least=1)
         bias_norm = _bias_norm(bias)
-        device = torch.device(device)
+        device = torch.device(check_device("device", device))
         generator = None
         if seed is not None:
             generator = torch.Generator(device=device).manual_seed(int(seed))
 
         vectors = torch.randn(self.num_features, self.hidden_dim, generator=generator, device=device)
-        vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        vectors = unit_rows(vectors)
         self.feature_vectors = nn.Parameter(vectors)
 
         if bias_norm is None:

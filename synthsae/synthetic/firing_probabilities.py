@@ -7,15 +7,13 @@ serialise to a dict (with a ``"generator_name"`` key) and rebuild from it.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
-from numbers import Integral
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
-from synthsae.synthetic.checks import real_number as _real
-from synthsae.synthetic.registry import Registry, config_from_dict
+from synthsae.config_values import check_float, check_int, check_probability
+from synthsae.synthetic.registry import GeneratorConfig, Registry
 
 __all__ = [
     "FIRING_PROB_REGISTRY",
@@ -33,24 +31,9 @@ __all__ = [
 
 
 # ----------------------------------------------------------------- validation
-def _probability(name: str, value: Any) -> float:
-    out = _real(name, value)
-    if not 0.0 < out <= 1.0:
-        raise ValueError(f"{name} must be a probability in (0, 1], got {value!r}")
-    return out
-
-
-def _num_features(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"num_features must be an int, got {value!r} ({type(value).__name__})")
-    if value <= 0:
-        raise ValueError(f"num_features must be a positive int, got {value!r}")
-    return int(value)
-
-
 def _bounds(min_prob: Any, max_prob: Any, strict: bool) -> tuple[float, float]:
-    lo = _probability("min_prob", min_prob)
-    hi = _probability("max_prob", max_prob)
+    lo = check_probability("min_prob", min_prob)
+    hi = check_probability("max_prob", max_prob)
     if lo > hi or (strict and lo == hi):
         relation = "<" if strict else "<="
         raise ValueError(
@@ -73,11 +56,9 @@ def zipfian_firing_probabilities(
         ValueError: unless ``0 < min_prob < max_prob <= 1``, ``exponent > 0`` and
             ``num_features > 0``.
     """
-    n = _num_features(num_features)
+    n = check_int("num_features", num_features, at_least=1)
     lo, hi = _bounds(min_prob, max_prob, strict=True)
-    exp = _real("exponent", exponent)
-    if exp <= 0:
-        raise ValueError(f"exponent must be > 0, got {exponent!r}")
+    exp = check_float("exponent", exponent, above=0)
     if n == 1:
         return torch.tensor([hi], dtype=torch.float32)
     ranks = torch.arange(1, n + 1, dtype=torch.float64)
@@ -96,7 +77,7 @@ def linear_firing_probabilities(
     Raises:
         ValueError: unless ``0 < min_prob <= max_prob <= 1`` and ``num_features > 0``.
     """
-    n = _num_features(num_features)
+    n = check_int("num_features", num_features, at_least=1)
     lo, hi = _bounds(min_prob, max_prob, strict=False)
     return torch.linspace(hi, lo, n, dtype=torch.float64).to(torch.float32)
 
@@ -112,7 +93,7 @@ def random_firing_probabilities(
     Raises:
         ValueError: unless ``0 < min_prob < max_prob <= 1`` and ``num_features > 0``.
     """
-    n = _num_features(num_features)
+    n = check_int("num_features", num_features, at_least=1)
     lo, hi = _bounds(min_prob, max_prob, strict=True)
     generator = None
     if seed is not None:
@@ -128,35 +109,16 @@ FIRING_PROB_REGISTRY: Registry[type[FiringProbabilityConfig]] = Registry(
 
 
 @dataclass
-class FiringProbabilityConfig(ABC):
+class FiringProbabilityConfig(GeneratorConfig):
     """Base class of the serialisable firing-probability recipes.
 
     Subclasses are dataclasses that validate their fields in ``__post_init__``,
     name themselves through :meth:`generator_name` and are registered with
-    :func:`register_firing_probability` so :meth:`from_dict` can find them.
+    :func:`register_firing_probability` so :meth:`from_dict` can find them;
+    ``generate(num_features, seed)`` returns probabilities in ``(0, 1]``.
     """
 
-    @classmethod
-    @abstractmethod
-    def generator_name(cls) -> str:
-        """The registry key of this class (stored as ``"generator_name"``)."""
-
-    @abstractmethod
-    def generate(self, num_features: int, seed: int | None = None) -> torch.Tensor:
-        """A float32 vector ``[num_features]`` of firing probabilities."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-friendly dict, plus ``"generator_name"``."""
-        return {"generator_name": self.generator_name(), **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FiringProbabilityConfig:
-        """Rebuild a config written by :meth:`to_dict`, whatever its concrete class.
-
-        Raises:
-            ValueError: if ``"generator_name"`` is missing or not registered.
-        """
-        return config_from_dict(FIRING_PROB_REGISTRY, data, FiringProbabilityConfig)
+    registry: ClassVar[Registry[Any]] = FIRING_PROB_REGISTRY
 
 
 @dataclass
@@ -169,9 +131,7 @@ class ZipfianFiringProbabilityConfig(FiringProbabilityConfig):
 
     def __post_init__(self) -> None:
         self.min_prob, self.max_prob = _bounds(self.min_prob, self.max_prob, strict=True)
-        self.exponent = _real("exponent", self.exponent)
-        if self.exponent <= 0:
-            raise ValueError(f"exponent must be > 0, got {self.exponent!r}")
+        self.exponent = check_float("exponent", self.exponent, above=0)
 
     @classmethod
     def generator_name(cls) -> str:
@@ -224,37 +184,23 @@ class ConstantFiringProbabilityConfig(FiringProbabilityConfig):
     probability: float = 0.1
 
     def __post_init__(self) -> None:
-        self.probability = _probability("probability", self.probability)
+        self.probability = check_probability("probability", self.probability)
 
     @classmethod
     def generator_name(cls) -> str:
         return "constant"
 
     def generate(self, num_features: int, seed: int | None = None) -> torch.Tensor:
-        return torch.full((_num_features(num_features),), self.probability, dtype=torch.float32)
+        return torch.full((check_int("num_features", num_features, at_least=1),), self.probability, dtype=torch.float32)
 
 
 # ------------------------------------------------------------------- registry
-def register_firing_probability(name: str, cls: type[FiringProbabilityConfig]) -> None:
-    """Make ``cls`` available to :meth:`FiringProbabilityConfig.from_dict` under ``name``.
-
-    Raises:
-        TypeError: if ``cls`` is not a :class:`FiringProbabilityConfig` subclass.
-        ValueError: if ``name`` is already registered.
-    """
-    if not (isinstance(cls, type) and issubclass(cls, FiringProbabilityConfig)):
-        raise TypeError(f"cls must be a FiringProbabilityConfig subclass, got {cls!r}")
-    FIRING_PROB_REGISTRY.register(name, cls)
-
-
-def get_firing_probability_class(name: str) -> type[FiringProbabilityConfig]:
-    """The config class registered under ``name``.
-
-    Raises:
-        ValueError: if ``name`` is unknown (the message lists the known names).
-    """
-    return FIRING_PROB_REGISTRY.get_or_raise(name)
-
+register_firing_probability = FiringProbabilityConfig.register
+"""``register_firing_probability(name, cls)``: make ``cls`` rebuildable by
+:meth:`FiringProbabilityConfig.from_dict` under ``name`` (see :meth:`GeneratorConfig.register`)."""
+get_firing_probability_class = FIRING_PROB_REGISTRY.get_or_raise
+"""``get_firing_probability_class(name)``: the class registered under ``name`` (``ValueError``
+listing the known names otherwise)."""
 
 for _cls in (
     ZipfianFiringProbabilityConfig,

@@ -7,17 +7,14 @@ round-trip through ``to_dict()`` / ``MagnitudeConfig.from_dict()``.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
-from numbers import Integral, Real
-from typing import Any
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any, ClassVar
 
 import torch
 
-from synthsae.synthetic.checks import non_negative_number as _non_negative
-from synthsae.synthetic.checks import positive_number as _positive
-from synthsae.synthetic.checks import real_number as _real
-from synthsae.synthetic.registry import Registry, config_from_dict
+from synthsae.config_values import check_float, check_int
+from synthsae.synthetic.registry import GeneratorConfig, Registry
 
 __all__ = [
     "MAGNITUDE_REGISTRY",
@@ -32,42 +29,15 @@ __all__ = [
 ]
 
 
-def _num_features(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"num_features must be an int, got {value!r} ({type(value).__name__})")
-    if value <= 0:
-        raise ValueError(f"num_features must be a positive int, got {value!r}")
-    return int(value)
-
-
 MAGNITUDE_REGISTRY: Registry[type[MagnitudeConfig]] = Registry(kind="magnitude generator")
 
 
 @dataclass
-class MagnitudeConfig(ABC):
-    """Base class of the serialisable per-feature magnitude recipes."""
+class MagnitudeConfig(GeneratorConfig):
+    """Base class of the serialisable per-feature magnitude recipes; ``generate(num_features,
+    seed)`` returns finite magnitudes >= 0."""
 
-    @classmethod
-    @abstractmethod
-    def generator_name(cls) -> str:
-        """The registry key of this class (stored as ``"generator_name"``)."""
-
-    @abstractmethod
-    def generate(self, num_features: int, seed: int | None = None) -> torch.Tensor:
-        """A float32 vector ``[num_features]`` of magnitudes."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-friendly dict, plus ``"generator_name"``."""
-        return {"generator_name": self.generator_name(), **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MagnitudeConfig:
-        """Rebuild a config written by :meth:`to_dict`, whatever its concrete class.
-
-        Raises:
-            ValueError: if ``"generator_name"`` is missing or not registered.
-        """
-        return config_from_dict(MAGNITUDE_REGISTRY, data, MagnitudeConfig)
+    registry: ClassVar[Registry[Any]] = MAGNITUDE_REGISTRY
 
 
 @dataclass
@@ -77,53 +47,51 @@ class ConstantMagnitudeConfig(MagnitudeConfig):
     value: float = 1.0
 
     def __post_init__(self) -> None:
-        self.value = _non_negative("value", self.value)
+        self.value = check_float("value", self.value, at_least=0)
 
     @classmethod
     def generator_name(cls) -> str:
         return "constant"
 
     def generate(self, num_features: int, seed: int | None = None) -> torch.Tensor:
-        return torch.full((_num_features(num_features),), self.value, dtype=torch.float32)
+        return torch.full((check_int("num_features", num_features, at_least=1),), self.value, dtype=torch.float32)
 
 
 @dataclass
-class LinearMagnitudeConfig(MagnitudeConfig):
-    """Evenly spaced from ``start`` (first feature) to ``end`` (last); both > 0."""
+class _StartEndMagnitudeConfig(MagnitudeConfig):
+    """Magnitudes running from ``start`` (first feature) to ``end`` (last); both > 0."""
 
     start: float
     end: float
 
     def __post_init__(self) -> None:
-        self.start = _positive("start", self.start)
-        self.end = _positive("end", self.end)
+        self.start = check_float("start", self.start, above=0)
+        self.end = check_float("end", self.end, above=0)
+
+
+@dataclass
+class LinearMagnitudeConfig(_StartEndMagnitudeConfig):
+    """Evenly spaced from ``start`` (first feature) to ``end`` (last); both > 0."""
 
     @classmethod
     def generator_name(cls) -> str:
         return "linear"
 
     def generate(self, num_features: int, seed: int | None = None) -> torch.Tensor:
-        n = _num_features(num_features)
+        n = check_int("num_features", num_features, at_least=1)
         return torch.linspace(self.start, self.end, n, dtype=torch.float64).to(torch.float32)
 
 
 @dataclass
-class ExponentialMagnitudeConfig(MagnitudeConfig):
+class ExponentialMagnitudeConfig(_StartEndMagnitudeConfig):
     """Geometric interpolation ``start * (end / start) ** t``, t evenly spaced in [0, 1]."""
-
-    start: float
-    end: float
-
-    def __post_init__(self) -> None:
-        self.start = _positive("start", self.start)
-        self.end = _positive("end", self.end)
 
     @classmethod
     def generator_name(cls) -> str:
         return "exponential"
 
     def generate(self, num_features: int, seed: int | None = None) -> torch.Tensor:
-        t = torch.linspace(0.0, 1.0, _num_features(num_features), dtype=torch.float64)
+        t = torch.linspace(0.0, 1.0, check_int("num_features", num_features, at_least=1), dtype=torch.float64)
         return (self.start * (self.end / self.start) ** t).to(torch.float32)
 
 
@@ -141,12 +109,10 @@ class FoldedNormalMagnitudeConfig(MagnitudeConfig):
     max_value: float | None = None
 
     def __post_init__(self) -> None:
-        self.mean = _real("mean", self.mean)
-        self.std = _positive("std", self.std)
-        if self.min_value is not None:
-            self.min_value = _non_negative("min_value", self.min_value)
-        if self.max_value is not None:
-            self.max_value = _positive("max_value", self.max_value)
+        self.mean = check_float("mean", self.mean)
+        self.std = check_float("std", self.std, above=0)
+        self.min_value = check_float("min_value", self.min_value, at_least=0, optional=True)
+        self.max_value = check_float("max_value", self.max_value, above=0, optional=True)
         if (
             self.min_value is not None
             and self.max_value is not None
@@ -162,7 +128,7 @@ class FoldedNormalMagnitudeConfig(MagnitudeConfig):
         return "folded_normal"
 
     def generate(self, num_features: int, seed: int | None = None) -> torch.Tensor:
-        n = _num_features(num_features)
+        n = check_int("num_features", num_features, at_least=1)
         generator = None
         if seed is not None:
             generator = torch.Generator(device="cpu").manual_seed(int(seed))
@@ -173,25 +139,12 @@ class FoldedNormalMagnitudeConfig(MagnitudeConfig):
         return values
 
 
-def register_magnitude(name: str, cls: type[MagnitudeConfig]) -> None:
-    """Make ``cls`` available to :meth:`MagnitudeConfig.from_dict` under ``name``.
-
-    Raises:
-        TypeError: if ``cls`` is not a :class:`MagnitudeConfig` subclass.
-        ValueError: if ``name`` is already registered.
-    """
-    if not (isinstance(cls, type) and issubclass(cls, MagnitudeConfig)):
-        raise TypeError(f"cls must be a MagnitudeConfig subclass, got {cls!r}")
-    MAGNITUDE_REGISTRY.register(name, cls)
-
-
-def get_magnitude_class(name: str) -> type[MagnitudeConfig]:
-    """The magnitude config class registered under ``name``.
-
-    Raises:
-        ValueError: if ``name`` is unknown (the message lists the known names).
-    """
-    return MAGNITUDE_REGISTRY.get_or_raise(name)
+register_magnitude = MagnitudeConfig.register
+"""``register_magnitude(name, cls)``: make ``cls`` rebuildable by :meth:`MagnitudeConfig.from_dict`
+under ``name`` (see :meth:`GeneratorConfig.register`)."""
+get_magnitude_class = MAGNITUDE_REGISTRY.get_or_raise
+"""``get_magnitude_class(name)``: the class registered under ``name`` (``ValueError`` listing the
+known names otherwise)."""
 
 
 def generate_magnitudes(
@@ -206,7 +159,7 @@ def generate_magnitudes(
         TypeError: if ``config`` is neither a number nor a :class:`MagnitudeConfig`.
         ValueError: if ``num_features <= 0`` or a number is negative or not finite.
     """
-    n = _num_features(num_features)
+    n = check_int("num_features", num_features, at_least=1)
     if isinstance(config, MagnitudeConfig):
         out = config.generate(n, seed=seed)
         return out.to(torch.float32)
@@ -214,7 +167,7 @@ def generate_magnitudes(
         raise TypeError(
             f"config must be a number or a MagnitudeConfig, got {config!r} ({type(config).__name__})"
         )
-    value = _non_negative("config", config)
+    value = check_float("config", config, at_least=0)
     return torch.full((n,), value, dtype=torch.float32)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,15 @@ from typing import Any
 import torch
 import yaml
 
-from synthsae.config_values import load_yaml
-from synthsae.synthetic.checks import non_negative_number as _non_negative
-from synthsae.synthetic.checks import real_number as _finite
+from synthsae.config_values import (
+    check_dtype,
+    check_float,
+    check_int,
+    dataclass_values,
+    load_config_data,
+    load_yaml,
+    torch_dtype,
+)
 from synthsae.synthetic.firing_probabilities import (
     FiringProbabilityConfig,
     ZipfianFiringProbabilityConfig,
@@ -35,63 +41,11 @@ __all__ = [
     "LowRankCorrelationConfig",
     "OrthogonalizationConfig",
     "SyntheticModelConfig",
-    "dtype_from_name",
 ]
 
 SYNTHETIC_MODEL_CONFIG_FILENAME = "synthetic_model_config.json"
 SYNTHETIC_MODEL_WEIGHTS_FILENAME = "synthetic_model.safetensors"
 SYNTHETIC_MODEL_HIERARCHY_FILENAME = "hierarchy.json"
-
-_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
-
-
-def dtype_from_name(name: str) -> torch.dtype:
-    """The torch dtype for a config dtype string (``"float32"`` or ``"torch.float32"``).
-
-    Raises:
-        ValueError: for an unknown name (the message lists the accepted ones).
-    """
-    key = name[len("torch."):] if isinstance(name, str) and name.startswith("torch.") else name
-    if not isinstance(key, str) or key not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)} (optionally prefixed with 'torch.'), got {name!r}")
-    return _DTYPES[key]
-
-
-# ------------------------------------------------------------------ validation
-def _int_at_least(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value!r}")
-    return int(value)
-
-
-def _seed(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    return _int_at_least(name, value, 0)
-
-
-def _check_keys(cls: type, data: Any, required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``data`` as a plain dict, refusing keys that are not fields of ``cls``."""
-    if not isinstance(data, Mapping):
-        raise TypeError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}")
-    allowed = [f.name for f in fields(cls)]
-    unknown = [k for k in data if k not in allowed]
-    if unknown:
-        raise ValueError(
-            f"unknown key(s) {', '.join(repr(k) for k in unknown)} for {cls.__name__}; "
-            f"allowed keys: {', '.join(allowed)}"
-        )
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise ValueError(f"{cls.__name__} is missing required key(s) {', '.join(repr(k) for k in missing)}")
-    return dict(data)
 
 
 # ------------------------------------------------------------- sub-configs
@@ -110,11 +64,9 @@ class OrthogonalizationConfig:
     chunk_size: int = 1024
 
     def __post_init__(self) -> None:
-        self.num_steps = _int_at_least("orthogonalization.num_steps", self.num_steps, 0)
-        self.lr = _finite("orthogonalization.lr", self.lr)
-        if self.lr <= 0:
-            raise ValueError(f"orthogonalization.lr must be > 0, got {self.lr!r}")
-        self.chunk_size = _int_at_least("orthogonalization.chunk_size", self.chunk_size, 1)
+        self.num_steps = check_int("orthogonalization.num_steps", self.num_steps, at_least=0)
+        self.lr = check_float("orthogonalization.lr", self.lr, above=0)
+        self.chunk_size = check_int("orthogonalization.chunk_size", self.chunk_size, at_least=1)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-friendly dict."""
@@ -123,7 +75,7 @@ class OrthogonalizationConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OrthogonalizationConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
-        return cls(**_check_keys(cls, data))
+        return cls(**dataclass_values(cls, data))
 
 
 @dataclass
@@ -142,9 +94,9 @@ class LowRankCorrelationConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        self.rank = _int_at_least("correlation.rank", self.rank, 1)
-        self.correlation_scale = _non_negative("correlation.correlation_scale", self.correlation_scale)
-        self.seed = _seed("correlation.seed", self.seed)
+        self.rank = check_int("correlation.rank", self.rank, at_least=1)
+        self.correlation_scale = check_float("correlation.correlation_scale", self.correlation_scale, at_least=0)
+        self.seed = check_int("correlation.seed", self.seed, at_least=0, optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-friendly dict."""
@@ -153,7 +105,7 @@ class LowRankCorrelationConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LowRankCorrelationConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
-        return cls(**_check_keys(cls, data))
+        return cls(**dataclass_values(cls, data))
 
 
 def _magnitude(name: str, value: Any) -> float | MagnitudeConfig:
@@ -163,7 +115,7 @@ def _magnitude(name: str, value: Any) -> float | MagnitudeConfig:
         return MagnitudeConfig.from_dict(dict(value))
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a number, a MagnitudeConfig or its dict form, got {value!r}")
-    return _non_negative(name, value)
+    return check_float(name, value, at_least=0)
 
 
 def _sub_config(name: str, value: Any, cls: type) -> Any:
@@ -212,8 +164,8 @@ class SyntheticModelConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        self.num_features = _int_at_least("num_features", self.num_features, 1)
-        self.hidden_dim = _int_at_least("hidden_dim", self.hidden_dim, 1)
+        self.num_features = check_int("num_features", self.num_features, at_least=1)
+        self.hidden_dim = check_int("hidden_dim", self.hidden_dim, at_least=1)
         fp = self.firing_probability
         if isinstance(fp, Mapping):
             fp = FiringProbabilityConfig.from_dict(dict(fp))
@@ -221,19 +173,21 @@ class SyntheticModelConfig:
             raise TypeError(f"firing_probability must be a FiringProbabilityConfig or its dict form, got {fp!r}")
         self.firing_probability = fp
         self.hierarchy = _sub_config("hierarchy", self.hierarchy, HierarchyConfig)
+        if self.hierarchy is not None:
+            self.hierarchy.check_fits("hierarchy.total_root_nodes", self.num_features)
         self.orthogonalization = _sub_config("orthogonalization", self.orthogonalization, OrthogonalizationConfig)
         self.correlation = _sub_config("correlation", self.correlation, LowRankCorrelationConfig)
         self.std_firing_magnitudes = _magnitude("std_firing_magnitudes", self.std_firing_magnitudes)
         self.mean_firing_magnitudes = _magnitude("mean_firing_magnitudes", self.mean_firing_magnitudes)
         if not isinstance(self.bias, bool):
-            self.bias = _non_negative("bias", self.bias)
-        dtype_from_name(self.dtype)
-        self.seed = _seed("seed", self.seed)
+            self.bias = check_float("bias", self.bias, at_least=0)
+        check_dtype("dtype", self.dtype)  # kept as written ("torch.float32" too), as the reference saves it
+        self.seed = check_int("seed", self.seed, at_least=0, optional=True)
 
     @property
     def torch_dtype(self) -> torch.dtype:
         """:attr:`dtype` as a ``torch.dtype``."""
-        return dtype_from_name(self.dtype)
+        return torch_dtype(self.dtype)
 
     # -------------------------------------------------------------- dicts
     def to_dict(self) -> dict[str, Any]:
@@ -267,10 +221,10 @@ class SyntheticModelConfig:
             ValueError: for an unknown or missing key, or an invalid value (the message
                 names the key).
         """
-        values = _check_keys(cls, data, required=("num_features", "hidden_dim"))
+        values = dataclass_values(cls, data)
         try:
             return cls(**values)
-        except (TypeError, KeyError) as err:
+        except KeyError as err:
             raise ValueError(f"invalid SyntheticModelConfig: {err}") from err
 
     # ------------------------------------------------------- text and files
@@ -293,36 +247,17 @@ class SyntheticModelConfig:
         data = load_yaml(text)
         return cls.from_dict(data)
 
-    def to_json_file(self, path: str | Path) -> Path:
-        """Write :meth:`to_json` to ``path`` (parents created) and return the path."""
-        return _write_text(Path(path), self.to_json() + "\n")
-
-    def to_yaml_file(self, path: str | Path) -> Path:
-        """Write :meth:`to_yaml` to ``path`` (parents created) and return the path."""
-        return _write_text(Path(path), self.to_yaml())
-
     @classmethod
     def from_file(cls, path: str | Path) -> SyntheticModelConfig:
-        """Read a config file: YAML for ``.yaml``/``.yml``, otherwise JSON.
+        """Read a config file: YAML for ``.yaml``/``.yml``, JSON for ``.json``.
 
         Raises:
             FileNotFoundError: if ``path`` does not exist.
-            ValueError: if the file cannot be parsed or holds an invalid config (the
-                message names the file).
+            ValueError: for another file ending, a file that cannot be parsed or an invalid
+                config (the message names the file and the key).
         """
-        path = Path(path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        text = path.read_text(encoding="utf-8")
+        data = load_config_data(path)
         try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                return cls.from_yaml(text)
-            return cls.from_json(text)
-        except (ValueError, TypeError, yaml.YAMLError) as err:
-            raise ValueError(f"{path}: not a valid SyntheticModelConfig: {err}") from err
-
-
-def _write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+            return cls.from_dict(data)
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"{Path(path).expanduser()}: {err}") from None

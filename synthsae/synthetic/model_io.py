@@ -11,7 +11,8 @@ The layout is the reference library's, so directories move both ways:
 - ``hierarchy.json``: only when the model has a hierarchy (written without indentation).
 
 Saves are atomic: everything is written into a temporary sibling directory that is
-then renamed into place, so a failed save never leaves a half-written model.
+then renamed into place (:mod:`synthsae.atomic_files`, so files and folders get the
+umask's permissions), and a failed save never leaves a half-written model.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from synthsae.atomic_files import make_temp_dir, replace_dir, restore_plain_modes
 from synthsae.synthetic.correlation import LowRankCorrelationMatrix
 from synthsae.synthetic.feature_dictionary import FeatureDictionary
 from synthsae.synthetic.hierarchy.hierarchy import Hierarchy
@@ -68,14 +69,14 @@ def _tensors_of(model: SyntheticModel) -> dict[str, torch.Tensor]:
 
 
 def _write_files(model: SyntheticModel, folder: Path) -> None:
-    with open(folder / SYNTHETIC_MODEL_CONFIG_FILENAME, "w", encoding="utf-8") as f:
-        json.dump(model.cfg.to_dict(), f, indent=2)
+    (folder / SYNTHETIC_MODEL_CONFIG_FILENAME).write_text(json.dumps(model.cfg.to_dict(), indent=2), encoding="utf-8")
     save_file(_tensors_of(model), str(folder / SYNTHETIC_MODEL_WEIGHTS_FILENAME), metadata={"format": "pt"})
     if model.hierarchy is not None:
         # compact: json's C encoder is only used without indentation (the 16k forest is
         # ~1 MB this way, 2.7 MB and several times slower to write indented)
         text = json.dumps(model.hierarchy.to_dict())
         (folder / SYNTHETIC_MODEL_HIERARCHY_FILENAME).write_text(text, encoding="utf-8")
+    restore_plain_modes(folder)  # safetensors writes 0600 files
 
 
 def _only_model_files(path: Path) -> bool:
@@ -98,7 +99,7 @@ def save_model_dir(model: SyntheticModel, path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"cannot save a SyntheticModel to {path}: it exists and is not a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    staging = make_temp_dir(path.parent, path.name)
     try:
         _write_files(model, staging)
         if not path.exists():
@@ -110,24 +111,11 @@ def save_model_dir(model: SyntheticModel, path: Path) -> Path:
                 elif name == SYNTHETIC_MODEL_HIERARCHY_FILENAME and (path / name).exists():
                     (path / name).unlink()
         else:
-            _swap_directory(staging, path)
+            replace_dir(staging, path)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return path
-
-
-def _swap_directory(new: Path, path: Path) -> None:
-    """Replace directory ``path`` by ``new``; on failure the old directory is restored."""
-    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-    old.rmdir()
-    os.replace(path, old)
-    try:
-        os.replace(new, path)
-    except BaseException:
-        os.replace(old, path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- reading

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from synthsae._tensors import unit_rows
+
 if TYPE_CHECKING:
     from synthsae.synthetic.feature_dictionary import FeatureDictionary
 
@@ -41,10 +43,6 @@ def _check_args(num_steps: Any, lr: Any, chunk_size: Any) -> None:
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-
-
-def _unit_rows(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=1, keepdim=True).clamp(min=1e-12)
 
 
 # Adam's default hyper-parameters (Kingma & Ba), as in torch.optim.Adam
@@ -104,7 +102,7 @@ def orthogonalize_embeddings(
     _check_args(num_steps, lr, chunk_size)
 
     with torch.no_grad():
-        e = _unit_rows(embeddings.detach().clone())
+        e = unit_rows(embeddings)
         if num_steps == 0 or e.numel() == 0:
             return e
         exp_avg = torch.zeros_like(e)
@@ -127,7 +125,7 @@ def orthogonalize_embeddings(
             exp_avg_sq.mul_(_BETA2).addcmul_(grad, grad, value=1.0 - _BETA2)
             denom = torch.sqrt(exp_avg_sq, out=buf).add_(c2_sqrt * _EPS / 4.0)
             e.addcdiv_(exp_avg, denom, value=-step_size)
-        return _unit_rows(e)
+        return unit_rows(e)
 
 
 def orthogonal_initializer(

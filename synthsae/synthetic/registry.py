@@ -1,12 +1,18 @@
-"""A small name -> object mapping used for the config registries.
+"""Registered recipe configs: a name -> class mapping and the one base of the recipe families.
 
-Config classes (firing probabilities, magnitudes) register themselves under a
-short name so that a saved ``to_dict()`` can be turned back into the right class.
+Firing-probability and magnitude recipes are both :class:`GeneratorConfig` families: small
+dataclasses that generate a float32 vector ``[num_features]``, register themselves under a
+short name and serialise to a dict with a ``"generator_name"`` key, so that a saved
+``to_dict()`` is turned back into the right class.
 """
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+import torch
 
 V = TypeVar("V")
 
@@ -80,3 +86,56 @@ def config_from_dict(
         return cls(**fields)
     except TypeError as err:
         raise TypeError(f"cannot build {cls.__name__} from {fields!r}: {err}") from err
+
+
+@dataclass
+class GeneratorConfig(ABC):
+    """Base of a family of registered recipes (e.g. :class:`FiringProbabilityConfig`).
+
+    A family base sets the class attribute ``registry``; its subclasses are dataclasses
+    that check their fields in ``__post_init__``, name themselves through
+    :meth:`generator_name` and are registered with :meth:`register`, so that the family's
+    :meth:`from_dict` rebuilds any of them.
+    """
+
+    registry: ClassVar[Registry[Any]]
+
+    @classmethod
+    @abstractmethod
+    def generator_name(cls) -> str:
+        """The registry key of this class (stored as ``"generator_name"``)."""
+
+    @abstractmethod
+    def generate(self, num_features: int, seed: int | None = None) -> torch.Tensor:
+        """A float32 vector ``[num_features]``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-friendly dict, plus ``"generator_name"``."""
+        return {"generator_name": self.generator_name(), **asdict(self)}
+
+    @classmethod
+    def family(cls) -> type[GeneratorConfig]:
+        """The family base of ``cls`` (the class in its MRO that defines ``registry``)."""
+        return next(c for c in cls.__mro__ if "registry" in c.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Rebuild a config written by :meth:`to_dict`, whatever its class in the family.
+
+        Raises:
+            ValueError: if ``"generator_name"`` is missing or not registered.
+        """
+        return config_from_dict(cls.registry, data, cls.family())
+
+    @classmethod
+    def register(family, name: str, cls: type) -> None:  # ``cls``: the class being registered
+        """Make ``cls`` (a class of this family) rebuildable by :meth:`from_dict` under ``name``.
+
+        Raises:
+            TypeError: if ``cls`` is not in this family.
+            ValueError: if ``name`` is already registered.
+        """
+        base = family.family()
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise TypeError(f"cls must be a {base.__name__} subclass, got {cls!r}")
+        family.registry.register(name, cls)

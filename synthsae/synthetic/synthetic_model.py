@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from synthsae.config_values import check_device, check_int
 from synthsae.synthetic.activation_generator import ActivationGenerator
 from synthsae.synthetic.correlation import LowRankCorrelationMatrix
 from synthsae.synthetic.feature_dictionary import FeatureDictionary
@@ -76,7 +77,7 @@ class SyntheticModel(nn.Module):
         if not isinstance(cfg, SyntheticModelConfig):
             raise TypeError(f"cfg must be a SyntheticModelConfig, got {type(cfg).__name__}")
         self.cfg = cfg
-        self.device = str(device)
+        self.device = check_device("device", device)
         self._sampling_seed: int | None = None
         self.hierarchy = hierarchy if hierarchy is not None else build_hierarchy(cfg)
         if correlation_matrix is not None:
@@ -168,8 +169,7 @@ class SyntheticModel(nn.Module):
                 raise ValueError(f"sampling generator is on {seed.device}, the model on {self.device}")
             gen = seed
         else:
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise ValueError(f"sampling seed must be an int >= 0, a torch.Generator or None, got {seed!r}")
+            seed = check_int("sampling seed", seed, at_least=0)
             gen = torch.Generator(device=self.device).manual_seed(seed)
         self._sampling_seed = seed if isinstance(seed, int) else None
         self.activation_generator.generator = gen
@@ -217,7 +217,7 @@ class SyntheticModel(nn.Module):
             raise ValueError("SyntheticModel.to() only changes the device; set cfg.dtype to change the dtype")
         if device is None:
             return self
-        target = torch.device(device)
+        target = torch.device(check_device("device", device))
         moved = target != torch.device(self.device)
         self.device = str(target)
         self.feature_dict.to(target)
@@ -266,7 +266,7 @@ class SyntheticModel(nn.Module):
         """
         from synthsae.synthetic.model_io import load_model_dir
 
-        model = load_model_dir(cls, Path(path), str(device))
+        model = load_model_dir(cls, Path(path), check_device("device", device))
         if sampling_seed is not None:
             model.set_sampling_seed(sampling_seed)
         return model
@@ -286,6 +286,7 @@ class SyntheticModel(nn.Module):
         """
         from synthsae.synthetic.hub import download_synthetic_model
 
+        check_device("device", device)  # before any download
         local = download_synthetic_model(repo_id, model_path=model_path, force_download=force_download)
         return cls.load_from_disk(local, device=device)
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from synthsae.atomic_files import atomic_write_json
+
 
 class ActivationScaler:
     """Multiplies activations by ``scaling_factor`` (identity when it is ``None``)."""
@@ -64,7 +66,7 @@ class ActivationScaler:
 
     def save(self, path: str | Path) -> None:
         """Write ``{"scaling_factor": ...}`` as JSON (the reference's ``activation_scaler.json``)."""
-        Path(path).write_text(json.dumps(self.state_dict()))
+        atomic_write_json(path, self.state_dict(), indent=None)
 
     def load(self, path: str | Path) -> ActivationScaler:
         """Read a file written by :meth:`save` into this scaler; returns ``self``."""

@@ -16,23 +16,25 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import shutil
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from synthsae.atomic_files import fsync_file, make_temp_dir, replace_dir, restore_plain_modes
 
 __all__ = [
     "COMPLETE_MARKER",
     "TRAINER_STATE_JSON",
     "TRAINER_STATE_TENSORS",
     "capture_rng_state",
+    "check_checkpoint_files",
     "flatten_state",
     "is_complete_checkpoint",
     "latest_checkpoint",
@@ -121,11 +123,6 @@ def _hashable(key: Any) -> Any:
     return tuple(_hashable(k) for k in key) if isinstance(key, (list, tuple)) else key
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
 def save_state(folder: str | Path, state: Any, stem: str = "trainer_state") -> tuple[Path, Path]:
     """Write ``state`` as ``<stem>.json`` + ``<stem>.safetensors`` in ``folder`` (no pickle)."""
     folder = Path(folder)
@@ -134,7 +131,7 @@ def save_state(folder: str | Path, state: Any, stem: str = "trainer_state") -> t
     save_file(tensors, str(tensor_path))
     json_path.write_text(json.dumps(skeleton, allow_nan=False), encoding="utf-8")
     for path in (tensor_path, json_path):
-        _fsync_file(path)
+        fsync_file(path)
     return json_path, tensor_path
 
 
@@ -147,9 +144,12 @@ def load_state(folder: str | Path, stem: str = "trainer_state") -> Any:
             raise FileNotFoundError(f"checkpoint file not found: {path}")
     try:
         skeleton = json.loads(json_path.read_text(encoding="utf-8"))
-        tensors = load_file(str(tensor_path))
     except (ValueError, OSError) as err:
-        raise ValueError(f"corrupt checkpoint state in {folder}: {err}") from None
+        raise ValueError(f"unreadable checkpoint file {json_path}: {err}") from None
+    try:
+        tensors = load_file(str(tensor_path))
+    except (ValueError, OSError, SafetensorError) as err:  # safetensors' own error is not a ValueError
+        raise ValueError(f"unreadable checkpoint file {tensor_path}: {err}") from None
     return unflatten_state(skeleton, tensors)
 
 
@@ -251,42 +251,43 @@ def write_checkpoint(
     """Create checkpoint folder ``path`` atomically and return it.
 
     ``write_files(tmp)`` writes the content into a temporary sibling folder; the
-    ``COMPLETE`` marker (``info`` plus the list of files) is written last and the folder
-    is renamed to ``path``. An existing checkpoint at ``path`` is replaced only after the
-    new one is complete. If ``write_files`` fails, nothing is left behind.
+    ``COMPLETE`` marker (``info`` plus the list of files and their sizes) is written last
+    and the folder is renamed to ``path``. An existing checkpoint at ``path`` is replaced
+    only after the new one is complete. If ``write_files`` fails, nothing is left behind.
+    Folders and files get the umask's permissions (see :mod:`synthsae.atomic_files`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    tmp = make_temp_dir(path.parent, path.name)
     try:
         write_files(tmp)
-        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        restore_plain_modes(tmp)
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        for file in files:
+            fsync_file(file)
+        names = [str(p.relative_to(tmp)) for p in files]
+        sizes = {str(p.relative_to(tmp)): p.stat().st_size for p in files}
         marker = tmp / COMPLETE_MARKER
-        marker.write_text(json.dumps({**dict(info or {}), "files": files}, indent=2), encoding="utf-8")
-        _fsync_file(marker)
-        old = None
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        _fsync_dir(path.parent)
+        marker.write_text(json.dumps({**dict(info or {}), "files": names, "sizes": sizes}, indent=2),
+                          encoding="utf-8")
+        fsync_file(marker)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+def check_checkpoint_files(path: str | Path) -> None:
+    """Raise ``ValueError`` naming the first file of checkpoint ``path`` that is missing or whose
+    size differs from the one its ``COMPLETE`` marker recorded (a truncated or replaced file)."""
+    path = Path(path)
+    info = read_checkpoint_info(path)
+    sizes = info.get("sizes") or {}
+    for name in info.get("files", []):
+        file = path / name
+        if not file.is_file():
+            raise ValueError(f"damaged checkpoint {path}: {name} is missing")
+        if name in sizes and file.stat().st_size != int(sizes[name]):
+            raise ValueError(f"damaged checkpoint {path}: {name} has {file.stat().st_size} bytes, "
+                             f"{int(sizes[name])} were written")

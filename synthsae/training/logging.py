@@ -10,11 +10,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from synthsae.config_values import check_bool, check_int, check_str, dataclass_values
 
 if TYPE_CHECKING:  # pragma: no cover
     from synthsae.training.trainer import Trainer
@@ -30,12 +34,18 @@ class LoggingConfig:
         log_to_wandb: also send metrics to Weights & Biases (off by default; needs
             ``pip install synthsae[wandb]``).
         log_activations_store_to_wandb / log_optimizer_state_to_wandb: accepted for
-            config compatibility with the reference; unused.
-        log_weights_to_wandb: upload checkpoint weights as wandb artifacts.
+            config compatibility with the reference; there is no activation store, and the
+            optimizer state is not uploaded.
+        log_weights_to_wandb: with ``log_to_wandb``, the run's final SAE goes to wandb as a
+            ``model`` artifact holding ``sae_weights.safetensors`` besides ``cfg.json`` and
+            ``sparsity.safetensors`` (without it, the artifact holds those two only).
         wandb_project / wandb_entity / wandb_id / run_name: passed to ``wandb.init``
             (``wandb_id`` resumes an existing run).
         wandb_log_frequency: log training metrics every this many steps.
-        eval_every_n_wandb_logs: periodic evals every this many log calls.
+        eval_every_n_wandb_logs: with ``log_to_wandb``, the SAE's weight histograms
+            (``weights/*``) go to wandb every ``wandb_log_frequency * eval_every_n_wandb_logs``
+            steps (:attr:`eval_frequency_steps`), the reference's cadence for what it logs at
+            eval time. The synthetic-data evals follow the runner's ``eval_frequency``.
     """
 
     log_to_wandb: bool = False
@@ -50,12 +60,14 @@ class LoggingConfig:
     eval_every_n_wandb_logs: int = 100
 
     def __post_init__(self) -> None:
+        for name in ("log_to_wandb", "log_activations_store_to_wandb", "log_optimizer_state_to_wandb",
+                     "log_weights_to_wandb"):
+            check_bool(f"LoggingConfig.{name}", getattr(self, name))
+        self.wandb_project = check_str("LoggingConfig.wandb_project", self.wandb_project)
+        for name in ("wandb_id", "run_name", "wandb_entity"):
+            setattr(self, name, check_str(f"LoggingConfig.{name}", getattr(self, name), optional=True))
         for name in ("wandb_log_frequency", "eval_every_n_wandb_logs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"LoggingConfig.{name} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.wandb_project, str) or not self.wandb_project:
-            raise ValueError(f"LoggingConfig.wandb_project must be a non-empty string, got {self.wandb_project!r}")
+            setattr(self, name, check_int(f"LoggingConfig.{name}", getattr(self, name), at_least=1))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of every field."""
@@ -64,15 +76,11 @@ class LoggingConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoggingConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise a ``ValueError`` naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown LoggingConfig keys {unknown}; expected a subset of {sorted(known)}")
-        return cls(**data)
+        return cls(**dataclass_values(cls, data))
 
     @property
     def eval_frequency_steps(self) -> int:
-        """Steps between periodic evals: ``wandb_log_frequency * eval_every_n_wandb_logs``."""
+        """Steps between weight-histogram uploads: ``wandb_log_frequency * eval_every_n_wandb_logs``."""
         return self.wandb_log_frequency * self.eval_every_n_wandb_logs
 
 
@@ -155,16 +163,61 @@ class MetricsLogger:
             self._file.write(json.dumps(record, allow_nan=False) + "\n")
             self._file.flush()
         if self.wandb_run is not None:
-            prefix = f"sae{sae_index}/" if sae_index is not None and self.n_saes > 1 else ""
+            prefix = self._wandb_prefix(sae_index)
             payload: dict[str, Any] = {prefix + k: _jsonable(v) for k, v in metrics.items()}
-            if histograms:
-                wandb = _import_wandb()
-                for key, values in histograms.items():
-                    payload[prefix + key] = wandb.Histogram(values.detach().float().cpu().numpy())
+            payload.update(self._histogram_payload(histograms or {}, prefix))
             # wandb drops rows whose explicit step is not above its last committed one (a final
             # eval shares the last training step), so the step travels as a metric instead
             payload["step"] = int(step)
             self.wandb_run.log(payload)
+
+    def log_histograms(self, histograms: dict[str, torch.Tensor], step: int, sae_index: int | None = None) -> None:
+        """Send ``histograms`` (tensors of values) to wandb only; no-op without wandb."""
+        if self.wandb_run is not None and histograms:
+            payload = self._histogram_payload(histograms, self._wandb_prefix(sae_index))
+            self.wandb_run.log({**payload, "step": int(step)})
+
+    def _wandb_prefix(self, sae_index: int | None) -> str:
+        return f"sae{sae_index}/" if sae_index is not None and self.n_saes > 1 else ""
+
+    @staticmethod
+    def _histogram_payload(histograms: dict[str, torch.Tensor], prefix: str) -> dict[str, Any]:
+        if not histograms:
+            return {}
+        wandb = _import_wandb()
+        return {prefix + key: wandb.Histogram(values.detach().float().cpu().numpy())
+                for key, values in histograms.items()}
+
+    def log_model_artifact(self, folder: str | Path, name: str, aliases: list[str] | None = None) -> None:
+        """Upload a saved SAE folder to wandb as a ``model`` artifact (no-op without wandb).
+
+        The artifact holds ``cfg.json`` and ``sparsity.safetensors`` (when present), plus
+        ``sae_weights.safetensors`` when :attr:`LoggingConfig.log_weights_to_wandb` is set.
+        ``name`` is made artifact-safe (only letters, digits, ``-``, ``_`` and ``.``).
+        """
+        if self.wandb_run is None:
+            return
+        wandb = _import_wandb()
+        folder = Path(folder)
+        wanted = ["cfg.json", "sparsity.safetensors"]
+        if self.cfg.log_weights_to_wandb:
+            wanted.insert(0, "sae_weights.safetensors")
+        artifact = wandb.Artifact(re.sub(r"[^A-Za-z0-9_.-]", "_", name), type="model")
+        for file_name in wanted:
+            if (folder / file_name).is_file():
+                artifact.add_file(str(folder / file_name))
+        self.wandb_run.log_artifact(artifact, aliases=aliases)
+
+    def position(self) -> int | None:
+        """Bytes written to ``metrics.jsonl`` so far (every record is flushed), or ``None`` without a file.
+
+        A checkpoint records it, so that a resume can drop the records written after the
+        checkpoint (:func:`truncate_metrics`) and the log holds each step once.
+        """
+        if self._file is None:
+            return None
+        self._file.flush()
+        return os.fstat(self._file.fileno()).st_size  # bytes, unlike a text file's opaque tell()
 
     def close(self) -> None:
         """Close the file and finish the wandb run (idempotent)."""
@@ -187,6 +240,27 @@ class MetricsLogger:
 
     def on_log(self, step: int, metrics: dict[str, float], sae_index: int) -> None:
         self.log(metrics, step, sae_index)
+
+
+def truncate_metrics(path: str | Path, size: int) -> int:
+    """Cut ``metrics.jsonl`` (or the one in folder ``path``) back to its first ``size`` bytes.
+
+    Used when a run resumes from a checkpoint that recorded ``size``: the records logged
+    after that checkpoint (up to the interruption, maybe a half-written last line) are
+    dropped, since the resumed run logs those steps again. A missing file, or one shorter
+    than ``size`` (not the file the checkpoint saw), is left alone. Returns the number of
+    bytes removed.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS_FILENAME
+    if not path.is_file() or path.stat().st_size < size:
+        return 0
+    removed = path.stat().st_size - size
+    if removed:
+        with open(path, "r+b") as handle:
+            handle.truncate(size)
+    return removed
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

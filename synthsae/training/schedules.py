@@ -23,12 +23,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from synthsae.config_values import check_choice, check_float, check_int
+
 LR_SCHEDULER_NAMES = ("constant", "cosineannealing", "cosineannealingwarmrestarts")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -55,22 +52,21 @@ class LRSchedule:
     n_restart_cycles: int = 1
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        _check_int("total_steps", self.total_steps, 0)
-        _check_int("lr_warm_up_steps", self.warm_up_steps, 0)
-        _check_int("lr_decay_steps", self.decay_steps, 0)
-        _check_int("n_restart_cycles", self.n_restart_cycles, 1)
-        name = str(self.scheduler_name).lower()
-        if name not in LR_SCHEDULER_NAMES:
-            raise ValueError(f"lr_scheduler_name must be one of {LR_SCHEDULER_NAMES}, got {self.scheduler_name!r}")
-        object.__setattr__(self, "scheduler_name", name)
+        checked = {
+            "lr": check_float("lr", self.lr, above=0),
+            "total_steps": check_int("total_steps", self.total_steps, at_least=0),
+            "warm_up_steps": check_int("lr_warm_up_steps", self.warm_up_steps, at_least=0),
+            "decay_steps": check_int("lr_decay_steps", self.decay_steps, at_least=0),
+            "n_restart_cycles": check_int("n_restart_cycles", self.n_restart_cycles, at_least=1),
+            "scheduler_name": check_choice("lr_scheduler_name", str(self.scheduler_name).lower(), LR_SCHEDULER_NAMES),
+        }
+        for key, value in checked.items():
+            object.__setattr__(self, key, value)
+        name = self.scheduler_name
         lr_end = self.lr / 10 if self.lr_end is None else self.lr_end
         if name == "constant":
             lr_end = self.lr
-        if not (isinstance(lr_end, (int, float)) and math.isfinite(lr_end) and lr_end >= 0):
-            raise ValueError(f"lr_end must be a finite number >= 0, got {self.lr_end!r}")
-        object.__setattr__(self, "lr_end", float(lr_end))
+        object.__setattr__(self, "lr_end", check_float("lr_end", lr_end, at_least=0))
         if self.decay_steps > 0 and lr_end == 0:
             raise ValueError("lr_decay_steps > 0 needs lr_end > 0: decaying from lr_end=0 to 0 does nothing")
         if self.warm_up_steps + self.decay_steps > self.total_steps:
@@ -132,9 +128,8 @@ class CoefficientSchedule:
     warm_up_steps: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.final_value, bool) or not isinstance(self.final_value, (int, float)):
-            raise TypeError(f"a coefficient's value must be a float or int, got {type(self.final_value).__name__}")
-        _check_int("warm_up_steps", self.warm_up_steps, 0)
+        check_float("a coefficient's value", self.final_value)
+        object.__setattr__(self, "warm_up_steps", check_int("warm_up_steps", self.warm_up_steps, at_least=0))
 
     def value_at(self, step: int) -> float:
         """Coefficient used by the step with 0-based index ``step``."""

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from synthsae._progress import progress_bar
+from synthsae.config_values import check_choice, check_device, check_float, check_int
 from synthsae.saes.base import TrainingSAE
 from synthsae.training import distributed
 from synthsae.training.activation_scaler import ActivationScaler
@@ -86,20 +87,14 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         for name in ("batch_size", "total_training_samples", "dead_feature_window", "feature_sampling_window",
                      "log_frequency", "n_batches_for_norm_estimate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainerConfig.{name} must be an integer >= 1, got {value!r}")
+            setattr(self, name, check_int(f"TrainerConfig.{name}", getattr(self, name), at_least=1))
         if self.total_training_samples < self.batch_size:
             raise ValueError(f"total_training_samples ({self.total_training_samples}) must be >= batch_size ({self.batch_size})")
         for name in ("adam_beta1", "adam_beta2"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"TrainerConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"TrainerConfig.max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
-        if self.autocast_dtype not in ("bfloat16", "float16"):
-            raise ValueError(f"TrainerConfig.autocast_dtype must be 'bfloat16' or 'float16', got {self.autocast_dtype!r}")
-        self.device = str(self.device)
-        torch.device(self.device)  # raises on a malformed device string
+            setattr(self, name, check_float(f"TrainerConfig.{name}", getattr(self, name), at_least=0.0, below=1.0))
+        self.max_grad_norm = check_float("TrainerConfig.max_grad_norm", self.max_grad_norm, above=0, optional=True)
+        check_choice("TrainerConfig.autocast_dtype", self.autocast_dtype, ("bfloat16", "float16"))
+        self.device = check_device("TrainerConfig.device", self.device)
         if self.lr_end is None and isinstance(self.lr, (int, float)):
             self.lr_end = self.lr / 10
         self.lr_schedule()  # validates lr, warm-up/decay lengths, scheduler name, lr_end

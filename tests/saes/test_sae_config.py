@@ -120,9 +120,9 @@ def test_from_dict_subclass_via_parent_class() -> None:
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"d_in": 0, "d_sae": 4}, r"d_in must be positive, got 0"),
-        ({"d_in": -3, "d_sae": 4}, r"d_in must be positive, got -3"),
-        ({"d_in": 4, "d_sae": 0}, r"d_sae must be positive, got 0"),
+        ({"d_in": 0, "d_sae": 4}, r"d_in must be >= 1, got 0"),
+        ({"d_in": -3, "d_sae": 4}, r"d_in must be >= 1, got -3"),
+        ({"d_in": 4, "d_sae": 0}, r"d_sae must be >= 1, got 0"),
         ({"d_in": 4, "d_sae": 4, "normalize_activations": "bogus"}, r"normalize_activations must be one of"),
         ({"d_in": 4, "d_sae": 4, "reshape_activations": "x"}, r"reshape_activations must be one of"),
         ({"d_in": 4, "d_sae": 4, "dtype": "int8"}, r"dtype"),
@@ -145,11 +145,11 @@ def test_non_integer_sizes_are_type_errors() -> None:
 
 @pytest.mark.parametrize("k", [0, -1])
 def test_bad_k(k: int) -> None:
-    with pytest.raises(ValueError, match=rf"TopKTrainingSAEConfig.k must be positive, got {k}"):
+    with pytest.raises(ValueError, match=rf"TopKTrainingSAEConfig.k must be >= 1, got {k}"):
         TopKTrainingSAEConfig(d_in=4, d_sae=8, k=k)
     with pytest.raises(ValueError, match="BatchTopKTrainingSAEConfig.k must be > 0"):
         BatchTopKTrainingSAEConfig(d_in=4, d_sae=8, k=float(k))
-    with pytest.raises(ValueError, match="TopKSAEConfig.k must be positive"):
+    with pytest.raises(ValueError, match="TopKSAEConfig.k must be >= 1"):
         TopKSAEConfig(d_in=4, d_sae=8, k=k)
 
 
@@ -177,7 +177,7 @@ def test_jumprelu_validation() -> None:
 
 
 def test_matching_pursuit_validation_and_norm_warning() -> None:
-    with pytest.raises(ValueError, match="max_iterations must be positive"):
+    with pytest.raises(ValueError, match="max_iterations must be >= 1"):
         MatchingPursuitTrainingSAEConfig(d_in=4, d_sae=8, max_iterations=0)
     with pytest.raises(ValueError, match="residual_threshold must be >= 0"):
         MatchingPursuitSAEConfig(d_in=4, d_sae=8, residual_threshold=-1.0)

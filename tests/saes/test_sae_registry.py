@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from synthsae.saes import registry
 from synthsae.saes.base import SAE, SAEConfig, TrainingSAE, TrainingSAEConfig, TrainStepInput
 from synthsae.saes.registry import (
     get_sae_architecture,
     list_sae_architectures,
     register_sae_architecture,
-    unregister_sae_architecture,
 )
 from synthsae.saes.standard import StandardTrainingSAE, StandardTrainingSAEConfig
 
@@ -137,10 +137,10 @@ class ShrinkTrainingSAE(TrainingSAE):
 
 
 @pytest.fixture
-def shrink_arch() -> Iterator[None]:
+def shrink_arch(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # the test's entry goes with it
     register_sae_architecture("shrink_test", ShrinkTrainingSAE, ShrinkTrainingSAEConfig)
     yield
-    unregister_sae_architecture("shrink_test")
 
 
 def test_user_architecture_config_and_build(shrink_arch: None) -> None:
@@ -182,18 +182,16 @@ def test_user_architecture_save_load_without_inference_class(shrink_arch: None, 
         torch.testing.assert_close(inference(x), sae(x))
 
 
-def test_user_architecture_with_inference_class(tmp_path) -> None:
+def test_user_architecture_with_inference_class(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # the test's entry goes with it
     register_sae_architecture("shrink_test", ShrinkTrainingSAE, ShrinkTrainingSAEConfig, ShrinkSAE, ShrinkSAEConfig)
-    try:
-        torch.manual_seed(2)
-        sae = ShrinkTrainingSAE(ShrinkTrainingSAEConfig(d_in=6, d_sae=12, shrink=0.05))
-        sae.save_inference_model(tmp_path)
-        inference = SAE.load_from_disk(tmp_path)
-        assert isinstance(inference, ShrinkSAE) and inference.cfg.shrink == 0.05
-        x = torch.randn(5, 6)
-        with torch.no_grad():
-            torch.testing.assert_close(inference(x), sae(x))
-        assert isinstance(SAE.load_from_disk(tmp_path), ShrinkSAE)
-        assert isinstance(sae.to_inference_sae(), ShrinkSAE)
-    finally:
-        unregister_sae_architecture("shrink_test")
+    torch.manual_seed(2)
+    sae = ShrinkTrainingSAE(ShrinkTrainingSAEConfig(d_in=6, d_sae=12, shrink=0.05))
+    sae.save_inference_model(tmp_path)
+    inference = SAE.load_from_disk(tmp_path)
+    assert isinstance(inference, ShrinkSAE) and inference.cfg.shrink == 0.05
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(inference(x), sae(x))
+    assert isinstance(SAE.load_from_disk(tmp_path), ShrinkSAE)
+    assert isinstance(sae.to_inference_sae(), ShrinkSAE)

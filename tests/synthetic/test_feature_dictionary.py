@@ -179,7 +179,8 @@ def test_bad_construction(kwargs, name):
 
 def test_non_integer_size_is_a_type_error():
     with pytest.raises(TypeError, match="hidden_dim"):
-        FeatureDictionary(4, 3.0, initializer=None)  # type: ignore[arg-type]
+        FeatureDictionary(4, 3.5, initializer=None)  # type: ignore[arg-type]
+    assert FeatureDictionary(4, 3.0, initializer=None).hidden_dim == 3  # integral, as YAML reads 3e0
 
 
 def test_forward_shape_mismatch():

@@ -171,6 +171,9 @@ def test_resume_into_another_folder_and_after_divergence(tmp_path: Path) -> None
                                                          "checkpoint_path": str(tmp_path / "b" / "ck")})
     assert_same_weights(full.sae, runner.run().sae)  # and the last good checkpoint still resumes exactly
     assert (tmp_path / "b" / "out" / "eval_stats.json").is_file()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SyntheticSAERunner.resume(tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
         SyntheticSAERunner.resume(tmp_path / "empty")
 
@@ -192,11 +195,11 @@ def test_string_sources_fill_or_check_d_in(tmp_path: Path) -> None:
     runner = SyntheticSAERunner(cfg)
     assert runner.sae.cfg.d_in == 12
     assert runner.run().final_eval is None
-    bad = make_cfg(tmp_path, synthetic_model=str(model_dir), sae={"architecture": "topk", "d_sae": 16, "k": 2,
-                                                                  "d_in": 10})
+    bad = make_cfg(tmp_path / "bad", synthetic_model=str(model_dir), sae={"architecture": "topk", "d_sae": 16,
+                                                                           "k": 2, "d_in": 10})
     with pytest.raises(ValueError, match=r"sae.d_in \(10\) does not match .*hidden_dim \(12\)"):
         SyntheticSAERunner(bad)
-    missing = make_cfg(tmp_path, synthetic_model=str(tmp_path / "nowhere"))
+    missing = make_cfg(tmp_path / "missing", synthetic_model=str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="synthetic_model: .*nowhere"):
         SyntheticSAERunner(missing)
 
@@ -214,12 +217,12 @@ def test_overrides_and_autocast(tmp_path: Path) -> None:
         SyntheticSAERunner(cfg, override_synthetic_model=model, override_sae=wrong)
 
 
-def _wandb_history(run_dir: Path) -> list[dict[str, str]]:
-    """History rows of an offline run, read from its .wandb transaction log (LevelDB-style framing)."""
+def _wandb_records(run_dir: Path) -> list[Any]:
+    """Every record of an offline run's .wandb transaction log (LevelDB-style framing)."""
     from wandb.proto import wandb_internal_pb2 as pb
 
     data = next(run_dir.rglob("*.wandb")).read_bytes()
-    pos, block, chunks, rows, pending = 7, 32768, [], [], b""
+    pos, block, chunks, pending = 7, 32768, [], b""
     while pos + 7 <= len(data):
         room = block - pos % block
         if room < 7:
@@ -239,9 +242,18 @@ def _wandb_history(run_dir: Path) -> list[dict[str, str]]:
             pending += chunk
         elif kind == 4:
             chunks.append(pending + chunk)
+    records = []
     for raw in chunks:
         record = pb.Record()
         record.ParseFromString(raw)
+        records.append(record)
+    return records
+
+
+def _wandb_history(run_dir: Path) -> list[dict[str, str]]:
+    """History rows of an offline run."""
+    rows = []
+    for record in _wandb_records(run_dir):
         # rows live in history records; the summary updates carry the same keys (the last row
         # once went missing from the history of a run on a loaded machine, not from its summary)
         items = record.history.item if record.HasField("history") else (
@@ -256,8 +268,10 @@ def test_wandb_offline_gets_the_metrics_log_keys(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    # 20 steps; weight histograms every wandb_log_frequency * eval_every_n_wandb_logs = 10 steps
     cfg = make_cfg(tmp_path, eval_frequency=5, logger={"log_to_wandb": True, "wandb_project": "test",
-                                                        "wandb_log_frequency": 5})
+                                                        "wandb_log_frequency": 5, "eval_every_n_wandb_logs": 2,
+                                                        "log_weights_to_wandb": True})
     SyntheticSAERunner(cfg).run()
     local = set().union(*(r.keys() for r in read_metrics(tmp_path / "out"))) - {"step", "sae_index"}
     remote = set().union(*_wandb_history(tmp_path))
@@ -269,3 +283,14 @@ def test_wandb_offline_gets_the_metrics_log_keys(tmp_path: Path, monkeypatch: py
     assert {"losses/mse_loss", "metrics/l0", "synthetic/mcc", "final/mcc"} <= local
     assert local <= remote, sorted(local - remote)
     assert "weights/W_dec_norms/_type" in remote  # histograms go to wandb only
+    history = [r for r in _wandb_history(tmp_path) if "weights/W_dec_norms/_type" in r and "final/mcc" not in r]
+    assert sorted({int(r["step"]) for r in history}) == [10, 20]  # not with the evals at 5 and 15
+    for _ in range(40):  # wandb's service writes the artifact record after finish() returns
+        artifacts = [r.artifact for r in _wandb_records(tmp_path) if r.HasField("artifact")]
+        if artifacts:
+            break
+        time.sleep(0.25)
+    (artifact,) = artifacts
+    assert artifact.type == "model" and "final" in artifact.aliases
+    assert {c.path for c in artifact.manifest.contents} == {"sae_weights.safetensors", "cfg.json",
+                                                          "sparsity.safetensors"}

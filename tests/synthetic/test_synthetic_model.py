@@ -119,7 +119,7 @@ def test_sampling_seed_is_reproducible_and_private() -> None:
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "3"])
 def test_bad_sampling_seed(bad) -> None:
-    with pytest.raises(ValueError, match="sampling seed"):
+    with pytest.raises((ValueError, TypeError), match="sampling seed"):  # TypeError for a non-integer
         SyntheticModel(small_config(hierarchy=None, correlation=None), sampling_seed=bad)
 
 

@@ -4,7 +4,14 @@ import json
 import time
 
 import pytest
-from training_helpers import ListData, fixed_batches, read_wandb_offline_history, standard_sae
+import torch
+from training_helpers import (
+    ListData,
+    fixed_batches,
+    read_wandb_offline_history,
+    read_wandb_offline_records,
+    standard_sae,
+)
 
 from synthsae import LoggingConfig as TopLevelLoggingConfig
 from synthsae.training.logging import METRICS_FILENAME, LoggingConfig, MetricsLogger, read_metrics
@@ -27,7 +34,7 @@ def test_logging_config_defaults_and_round_trip():
     d = custom.to_dict()
     assert json.loads(json.dumps(d)) == d
     assert LoggingConfig.from_dict(d) == custom
-    with pytest.raises(ValueError, match="unknown LoggingConfig keys"):
+    with pytest.raises(ValueError, match="unknown key.* in LoggingConfig: 'wandb_projekt' \\(did you mean 'wandb_project'"):
         LoggingConfig.from_dict({"wandb_projekt": "x"})
     with pytest.raises(ValueError, match="wandb_log_frequency"):
         LoggingConfig(wandb_log_frequency=0)
@@ -83,3 +90,34 @@ def test_wandb_offline_logs_the_keys(tmp_path, monkeypatch):
     assert all(TRAIN_KEYS <= set(r) for r in train_rows)
     local = [r for r in read_metrics(tmp_path) if "losses/overall_loss" in r]
     assert float(train_rows[-1]["losses/mse_loss"]) == pytest.approx(local[-1]["losses/mse_loss"])
+
+
+def test_model_artifact_holds_the_weights_only_when_asked(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    for key, value in {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true"}.items():
+        monkeypatch.setenv(key, value)
+    sae_dir = tmp_path / "sae"
+    standard_sae().save_inference_model(sae_dir)
+    contents = {}
+    for weights in (False, True):
+        logger = MetricsLogger(tmp_path / f"wandb_{weights}", LoggingConfig(log_to_wandb=True, log_weights_to_wandb=weights))
+        logger.log_model_artifact(sae_dir, "synthetic/run 1", aliases=["final"])
+        logger.close()
+        for _ in range(40):  # wandb's service writes the run file after close() returns
+            records = read_wandb_offline_records(tmp_path / f"wandb_{weights}", missing_ok=True)
+            artifacts = [r.artifact for r in records if r.HasField("artifact")]
+            if artifacts:
+                break
+            time.sleep(0.25)
+        (artifact,) = artifacts
+        assert artifact.name == "synthetic_run_1" and artifact.type == "model"  # made artifact-safe
+        contents[weights] = {c.path for c in artifact.manifest.contents}
+    assert contents == {False: {"cfg.json"}, True: {"cfg.json", "sae_weights.safetensors"}}
+
+
+def test_without_wandb_artifacts_and_histograms_are_no_ops(tmp_path):
+    logger = MetricsLogger(tmp_path, LoggingConfig(log_weights_to_wandb=True))
+    logger.log_model_artifact(tmp_path, "x")
+    logger.log_histograms({"w": torch.ones(3)}, step=1)
+    logger.close()
+    assert read_metrics(tmp_path) == []  # histograms never reach the local log

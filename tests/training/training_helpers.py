@@ -71,18 +71,22 @@ def params_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def read_wandb_offline_history(wandb_dir: str | Path) -> list[dict[str, str]]:
-    """History rows of the (single) offline run under ``wandb_dir``, read from its .wandb file.
+def read_wandb_offline_records(wandb_dir: str | Path, missing_ok: bool = False) -> list[Any]:
+    """Every record of the (single) offline run under ``wandb_dir``, read from its .wandb file
+    (``[]`` if it is not there yet and ``missing_ok``).
 
     The file is a LevelDB-style log (7-byte ``:W&B`` header, then 32 KiB blocks of
     records with a 7-byte header each) of ``wandb_internal_pb2.Record`` messages.
     """
     from wandb.proto import wandb_internal_pb2 as pb
 
-    (path,) = glob.glob(str(Path(wandb_dir) / "wandb" / "offline-run-*" / "run-*.wandb"))
+    found = glob.glob(str(Path(wandb_dir) / "wandb" / "offline-run-*" / "run-*.wandb"))
+    if not found and missing_ok:
+        return []
+    (path,) = found
     raw = Path(path).read_bytes()
     assert raw[:4] == b":W&B"
-    block, pos, buf, rows = 32768, 7, b"", []
+    block, pos, buf, records = 32768, 7, b"", []
     while pos + 7 <= len(raw):
         if block - pos % block < 7:
             pos += block - pos % block
@@ -96,6 +100,11 @@ def read_wandb_offline_history(wandb_dir: str | Path) -> list[dict[str, str]]:
             rec = pb.Record()
             rec.ParseFromString(buf)
             buf = b""
-            if rec.WhichOneof("record_type") == "history":
-                rows.append({item.key or "/".join(item.nested_key): item.value_json for item in rec.history.item})
-    return rows
+            records.append(rec)
+    return records
+
+
+def read_wandb_offline_history(wandb_dir: str | Path) -> list[dict[str, str]]:
+    """History rows of the (single) offline run under ``wandb_dir``."""
+    return [{item.key or "/".join(item.nested_key): item.value_json for item in rec.history.item}
+            for rec in read_wandb_offline_records(wandb_dir) if rec.WhichOneof("record_type") == "history"]

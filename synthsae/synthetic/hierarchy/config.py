@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+from synthsae.config_values import check_bool, check_float, check_int, dataclass_values
 
 
 @dataclass
@@ -40,33 +38,38 @@ class HierarchyConfig:
     scale_children_by_parent: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.branching_factor, list):
-            self.branching_factor = tuple(self.branching_factor)  # type: ignore[assignment]
-        if not _is_int(self.total_root_nodes) or self.total_root_nodes <= 0:
-            raise ValueError(f"total_root_nodes must be an int > 0, got {self.total_root_nodes!r}")
+        self.total_root_nodes = check_int("total_root_nodes", self.total_root_nodes, at_least=1)
         bf = self.branching_factor
-        if isinstance(bf, tuple):
-            if len(bf) != 2 or not all(_is_int(b) for b in bf):
+        if isinstance(bf, (list, tuple)):
+            if len(bf) != 2:
                 raise ValueError(f"branching_factor must be an int or a (min, max) pair of ints, got {bf!r}")
-            if bf[0] < 2 or bf[0] > bf[1]:
+            bf = (check_int("branching_factor[0]", bf[0], at_least=2), check_int("branching_factor[1]", bf[1], at_least=2))
+            if bf[0] > bf[1]:
                 raise ValueError(f"branching_factor range must satisfy 2 <= min <= max, got {bf!r}")
-        elif not _is_int(bf) or bf < 2:
-            raise ValueError(f"branching_factor must be an int >= 2 or a (min, max) pair, got {bf!r}")
-        if not _is_int(self.max_depth) or self.max_depth < 1:
-            raise ValueError(f"max_depth must be an int >= 1, got {self.max_depth!r}")
-        portion = self.mutually_exclusive_portion
-        if isinstance(portion, bool) or not isinstance(portion, (int, float)) or not 0.0 <= portion <= 1.0:
-            raise ValueError(f"mutually_exclusive_portion must be in [0, 1], got {portion!r}")
-        if not _is_int(self.mutually_exclusive_min_depth) or self.mutually_exclusive_min_depth < 0:
+        else:
+            bf = check_int("branching_factor", bf, at_least=2)
+        self.branching_factor = bf
+        self.max_depth = check_int("max_depth", self.max_depth, at_least=1)
+        self.mutually_exclusive_portion = check_float(
+            "mutually_exclusive_portion", self.mutually_exclusive_portion, at_least=0.0, at_most=1.0)
+        low = self.mutually_exclusive_min_depth = check_int(
+            "mutually_exclusive_min_depth", self.mutually_exclusive_min_depth, at_least=0)
+        self.mutually_exclusive_max_depth = check_int(
+            "mutually_exclusive_max_depth", self.mutually_exclusive_max_depth, at_least=low, optional=True)
+        check_bool("compensate_probabilities", self.compensate_probabilities)
+        check_bool("scale_children_by_parent", self.scale_children_by_parent)
+
+    def check_fits(self, name: str, num_features: int) -> None:
+        """Refuse a forest whose roots alone use up ``num_features`` (no feature left for a child).
+
+        Roots take the first indices; with ``total_root_nodes >= num_features`` every root
+        would be childless and the "hierarchy" would change nothing. ``name`` is how the
+        error calls ``total_root_nodes``.
+        """
+        if self.total_root_nodes >= num_features:
             raise ValueError(
-                f"mutually_exclusive_min_depth must be an int >= 0, got {self.mutually_exclusive_min_depth!r}"
-            )
-        top = self.mutually_exclusive_max_depth
-        if top is not None and (not _is_int(top) or top < self.mutually_exclusive_min_depth):
-            raise ValueError(
-                f"mutually_exclusive_max_depth must be None or an int >= mutually_exclusive_min_depth "
-                f"({self.mutually_exclusive_min_depth}), got {top!r}"
-            )
+                f"{name} ({self.total_root_nodes}) must be < num_features ({num_features}): the roots take the "
+                "first features and the children the next ones, so this forest would have no child at all")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (a branching range becomes a list)."""
@@ -78,11 +81,4 @@ class HierarchyConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HierarchyConfig:
         """Inverse of :meth:`to_dict` (unknown keys raise ``ValueError``)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown HierarchyConfig key(s) {unknown}; expected among {sorted(known)}")
-        values = dict(data)
-        if isinstance(values.get("branching_factor"), list):
-            values["branching_factor"] = tuple(values["branching_factor"])
-        return cls(**values)
+        return cls(**dataclass_values(cls, data))

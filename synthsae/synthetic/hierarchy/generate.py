@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from synthsae.config_values import check_int
 from synthsae.synthetic.hierarchy.config import HierarchyConfig
 from synthsae.synthetic.hierarchy.hierarchy import Hierarchy
 from synthsae.synthetic.hierarchy.modifier import hierarchy_modifier
@@ -37,10 +38,10 @@ def generate_hierarchy(num_features: int, config: HierarchyConfig, seed: int | N
     ``int(eligible * mutually_exclusive_portion)`` of them are picked at random.
     With ``scale_children_by_parent`` every node created as a parent gets the flag.
     """
-    if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features <= 0:
-        raise ValueError(f"num_features must be an int > 0, got {num_features!r}")
+    num_features = check_int("num_features", num_features, at_least=1)
     if not isinstance(config, HierarchyConfig):
         raise TypeError(f"config must be a HierarchyConfig, got {type(config).__name__}")
+    config.check_fits("config.total_root_nodes", num_features)
     rng = random.Random(seed)
     next_index = 0
     roots: list[_Draft] = []

@@ -7,6 +7,7 @@ from synthsae.synthetic import (
     HierarchyConfig,
     HierarchyModifier,
     HierarchyNode,
+    SyntheticModelConfig,
     generate_hierarchy,
 )
 
@@ -82,8 +83,17 @@ def test_runs_out_of_features_mid_level_and_before_all_roots():
     h = generate_hierarchy(10, HierarchyConfig(3, 4, 2), seed=0)
     assert h.feature_indices_used == set(range(10))
     assert [len(r.children) for r in h.roots] == [4, 3, 0]
-    h = generate_hierarchy(2, HierarchyConfig(5, 4, 2), seed=0)
-    assert [r.feature_index for r in h.roots] == [0, 1] and all(not r.children for r in h.roots)
+    h = generate_hierarchy(4, HierarchyConfig(3, 4, 2), seed=0)  # one feature left: one child
+    assert [len(r.children) for r in h.roots] == [1, 0, 0]
+
+
+@pytest.mark.parametrize(("roots", "num_features"), [(100, 16), (16, 16), (5, 2)])
+def test_roots_that_use_up_every_feature_are_refused(roots, num_features):
+    # the roots would take every feature and the forest would have no child at all (issue 12)
+    with pytest.raises(ValueError, match=rf"total_root_nodes \({roots}\) must be < num_features \({num_features}\)"):
+        generate_hierarchy(num_features, HierarchyConfig(roots, 4, 2), seed=0)
+    with pytest.raises(ValueError, match=rf"hierarchy.total_root_nodes \({roots}\) must be < num_features"):
+        SyntheticModelConfig(num_features=num_features, hidden_dim=4, hierarchy=HierarchyConfig(roots, 4, 2))
 
 
 def test_mutually_exclusive_portion_and_depth_filters():
