@@ -17,8 +17,9 @@ less than wall time) per phase:
 * rest: everything else in the step (decode, losses, firing statistics, Python).
 
 It then prints the floor these figures put on two cores: with the producer thread drawing
-batches and taking half of the encoder product and of Adam, a step cannot take less than
-``max(the training thread's share, half of all the work)``. ``--ops`` adds torch's
+batches and taking half of the encoder product, of the backward pass's sparse products and
+of Adam, a step cannot take less than ``max(the training thread's share, half of all the
+work)``. ``--ops`` adds torch's
 profiler table of the heaviest operations for a few steps.
 """
 
@@ -37,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-PHASES = ("sampling", "encoder product", "selection", "backward", "optimizer")
+PHASES = ("sampling", "encoder product", "selection", "backward", "  of which sparse products", "optimizer")
+SPLIT = ("encoder product", "  of which sparse products", "optimizer")  # halves go to the producer thread
 
 
 def _timed(owner: Any, name: str, phase: str, totals: dict[str, float]) -> None:
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     import synthsae.runs.activation_iterator as iterator_mod
     import synthsae.saes.batchtopk as batchtopk_mod
     import synthsae.saes.sparse_encoder as encoder_mod
+    import synthsae.saes.sparse_products as products_mod
     import synthsae.training.optim as optim_mod
     import synthsae.training.slot as slot_mod
     from synthsae.synthetic import SyntheticModel
@@ -94,6 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     _timed(encoder_mod, "_dense_pre_activations", "encoder product", totals)
     _timed(batchtopk_mod.BatchTopKTrainingSAE, "select", "selection", totals)
     _timed(torch.Tensor, "backward", "backward", totals)
+    _timed(products_mod, "per_latent_sums", "  of which sparse products", totals)
+    _timed(products_mod, "_entry_dots", "  of which sparse products", totals)
+    encoder_mod.per_latent_sums = products_mod.per_latent_sums  # the encoder imported it by name
     _timed(optim_mod.Adam, "step", "optimizer", totals)
     _timed(slot_mod, "clip_scale", "optimizer", totals)
     trainer.fit(args.warmup)
@@ -102,17 +108,17 @@ def main(argv: list[str] | None = None) -> None:
     trainer.fit(args.warmup + args.steps)
     total = time.thread_time() - start
     per_step = {k: v / args.steps * 1e3 for k, v in totals.items()}
-    per_step["rest"] = total / args.steps * 1e3 - sum(per_step.values())
+    per_step["rest"] = total / args.steps * 1e3 - sum(v for k, v in per_step.items() if not k.startswith(" "))
     print(f"one training step, one thread, {'bf16' if args.bf16 else 'fp32'} encoder product "
           f"(CPU ms of the main thread, mean of {args.steps} steps):")
     for phase in (*PHASES, "rest"):
-        print(f"  {phase:16s} {per_step.get(phase, 0.0):7.1f}")
+        print(f"  {phase:28s} {per_step.get(phase, 0.0):7.1f}")
     step_ms = total / args.steps * 1e3
-    print(f"  {'total':16s} {step_ms:7.1f}  -> {1024 / step_ms * 1e3:,.0f} samples/s on one core")
-    shared = per_step.get("encoder product", 0.0) / 2 + per_step.get("optimizer", 0.0) / 2
+    print(f"  {'total':28s} {step_ms:7.1f}  -> {1024 / step_ms * 1e3:,.0f} samples/s on one core")
+    shared = sum(per_step.get(phase, 0.0) for phase in SPLIT) / 2
     trainer_share = step_ms - per_step.get("sampling", 0.0) - shared
     floor = max(trainer_share, step_ms / 2)
-    print(f"two cores (producer draws, takes half of the product and of Adam): training thread "
+    print(f"two cores (producer draws, takes half of the product, the sparse products and Adam): training thread "
           f"{trainer_share:.1f} ms, producer {per_step.get('sampling', 0.0) + shared:.1f} ms -> a step >= "
           f"{floor:.1f} ms, <= {1024 / floor * 1e3:,.0f} samples/s")
     if args.ops:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from synthsae.saes.sparse_products import sparse_decode
+
 
 def is_known_empty(mask: torch.Tensor) -> bool:
     """True when ``mask`` is on the CPU and has no True entry.
@@ -103,14 +105,7 @@ class SparseActivations:
         if col_range is not None:
             lo, hi = col_range
             weights = weights * ((self.cols >= lo) & (self.cols < hi)).to(weights.dtype)
-        return F.embedding_bag(
-            self.cols,
-            W_dec,
-            self.offsets,
-            mode="sum",
-            per_sample_weights=weights.to(W_dec.dtype),
-            include_last_offset=True,
-        )
+        return sparse_decode(self.cols, self.rows, self.offsets, weights.to(W_dec.dtype), W_dec)
 
     def min_positive(self) -> torch.Tensor:
         """Smallest positive kept value as a 0-d tensor (``inf`` if there is none)."""

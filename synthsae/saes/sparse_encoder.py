@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from synthsae._work_share import run_pair
+from synthsae.saes.sparse_products import per_latent_sums
 
 __all__ = ["EncoderPass", "row_norms"]
 
@@ -32,19 +32,6 @@ def _autocast_dtype(device: torch.device) -> torch.dtype | None:
     if not torch.is_autocast_enabled(device.type):
         return None
     return torch.get_autocast_dtype(device.type)
-
-
-def _weight_grad(sae_in: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, grad: torch.Tensor,
-                 d_sae: int) -> torch.Tensor:
-    """``sae_in.T @ G`` for the sparse ``G[rows, cols] = grad``, as a ``[d_in, d_sae]`` tensor.
-
-    One bag per latent: the sum over its picked rows ``b`` of ``grad * sae_in[b]``.
-    """
-    cols_sorted, order = torch.sort(cols, stable=True)
-    offsets = torch.searchsorted(cols_sorted, torch.arange(d_sae + 1, device=cols.device))
-    per_latent = F.embedding_bag(rows[order], sae_in, offsets, mode="sum",
-                                 per_sample_weights=grad[order].to(sae_in.dtype), include_last_offset=True)
-    return per_latent.T
 
 
 def _add_bias_and_scale(product: torch.Tensor, bias: torch.Tensor | None, scale: torch.Tensor | None) -> torch.Tensor:
@@ -136,7 +123,7 @@ class _Gather(torch.autograd.Function):
             if need_norms:  # d/d norm = raw, recovered as hidden_pre / norm (within 2 ulp)
                 grad_norms = values.new_zeros(enc.d_sae).index_add_(0, cols, grad * (values / norms))
             grad_raw = grad * norms
-        grad_w = _weight_grad(enc.sae_in, rows, cols, grad_raw, enc.d_sae) if need_w else None
+        grad_w = per_latent_sums(rows, cols, grad_raw, enc.sae_in, enc.d_sae, transposed=True) if need_w else None
         grad_bias = None
         if need_b or need_dec:
             grad_bias = grad_raw.new_zeros(enc.d_sae).index_add_(0, cols, grad_raw)
