@@ -43,7 +43,10 @@ def test_train_resume_and_eval_from_the_command_line(tmp_path: Path, capsys: pyt
 
     resumed_out = tmp_path / "resumed"
     assert main(["train", "--resume", str(tmp_path / "ck"), "--output", str(resumed_out), "--quiet", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    # 10 steps of 64 samples, checkpoints after the first step past 214 and 428 samples: steps 4 and 7
+    assert f"resumed from step 7 (448 samples) of {tmp_path / 'ck' / '448'}" in captured.err
     assert summary["output_path"] == str(resumed_out)
     assert json.loads((resumed_out / "eval_stats.json").read_text()) == json.loads(
         (tmp_path / "out" / "eval_stats.json").read_text())

@@ -27,6 +27,7 @@ from synthsae.config_values import (
     load_config_data,
     write_config_file,
 )
+from synthsae.synthetic.presets import DEFAULT_PRESET
 
 __all__ = [
     "DEFAULT_ARCHITECTURES",
@@ -37,7 +38,6 @@ __all__ = [
     "apply_dotted_overrides",
 ]
 
-DEFAULT_PRESET = "cpu_small"
 DEFAULT_ARCHITECTURES = ("topk", "batchtopk", "standard", "jumprelu")
 DEFAULT_L0_TARGETS = (5, 10, 20)
 

@@ -113,7 +113,7 @@ def load_benchmark_model(cfg: BenchmarkConfig) -> Any:
         return SyntheticModel(SyntheticModelConfig.from_dict(cfg.model_config), device=cfg.device)
     if cfg.model is not None:
         path = Path(cfg.model).expanduser()
-        if path.is_file() and path.suffix.lower() in (".yaml", ".yml", ".json"):
+        if path.is_file():  # a config file (from_file refuses endings other than .yaml/.yml/.json)
             return SyntheticModel(SyntheticModelConfig.from_file(path), device=cfg.device)
         return SyntheticModel.load_from_source(cfg.model, device=cfg.device)
     return SyntheticModel(get_preset(cfg.preset or DEFAULT_PRESET), device=cfg.device)
@@ -174,7 +174,7 @@ def _evaluate(cfg: BenchmarkConfig, model: Any, run: SweepRun) -> Any:
     sae = run.sae.to_inference_sae()
     with _sampling_stream(model, cfg.seed + EVAL_SEED_OFFSET):  # every SAE sees the same eval rows
         return eval_sae_on_synthetic_data(sae, model.feature_dict, model.activation_generator,
-                                          num_samples=cfg.eval_samples)
+                                          num_samples=cfg.eval_samples, show_progress=cfg.show_progress)
 
 
 def _row(run: SweepRun, result: Any, train_s: float, eval_s: float) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from synthsae.commands.arg_types import positive_int
-from synthsae.commands.common import parse_overrides, timestamped_dir
+from synthsae.commands.common import add_command, parse_overrides, timestamped_dir
 
 __all__ = ["add_parser", "build_config", "run"]
 
@@ -46,22 +46,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from synthsae.synthetic.presets import PRESETS
 
     defaults = BenchmarkConfig()
-    p = subparsers.add_parser(
-        "bench",
-        help="train several SAE architectures at several L0s on one data stream and write a leaderboard",
-        description=textwrap.fill(
-            "Train every architecture at every L0 target on a synthetic model with ONE trainer over ONE "
-            "shared stream of batches (each batch is generated once for all SAEs), evaluate each SAE against "
-            "the true features, and write to the output folder: leaderboard.md, leaderboard.csv, "
-            "leaderboard.json (config, per-run metrics, achieved L0, timings), plots/<metric>.png (MCC, F1, "
-            "explained variance, uniqueness, dead latents and shrinkage against the achieved L0, one line per "
-            "architecture), saes/<architecture>_l0-<target>/ (each SAE's inference form) and "
-            "synthetic_model/. TopK-style SAEs get k = target; standard, gated and JumpReLU SAEs get a "
-            "sparsity coefficient from a rule scaled by the data's norm (or from `coefficients`), so their "
-            "achieved L0 is near, not at, the target. Default: "
-            f"{', '.join(DEFAULT_ARCHITECTURES)} at L0 {', '.join(map(str, DEFAULT_L0_TARGETS))} on the "
-            f"{DEFAULT_PRESET} preset, {defaults.training_samples:,} samples, in a minute or two on a CPU.",
-            width=90),
+    p = add_command(
+        subparsers, "bench", "train several SAE architectures at several L0s on one data stream and write a leaderboard",
+        "Train every architecture at every L0 target on a synthetic model with ONE trainer over ONE "
+        "shared stream of batches (each batch is generated once for all SAEs), evaluate each SAE against "
+        "the true features, and write to the output folder: leaderboard.md, leaderboard.csv, "
+        "leaderboard.json (config, per-run metrics, achieved L0, timings), plots/<metric>.png (MCC, F1, "
+        "explained variance, uniqueness, dead latents and shrinkage against the achieved L0, one line per "
+        "architecture), saes/<architecture>_l0-<target>/ (each SAE's inference form) and "
+        "synthetic_model/. TopK-style SAEs get k = target; standard, gated and JumpReLU SAEs get a "
+        "sparsity coefficient from a rule scaled by the data's norm (or from `coefficients`), so their "
+        "achieved L0 is near, not at, the target. Default: "
+        f"{', '.join(DEFAULT_ARCHITECTURES)} at L0 {', '.join(map(str, DEFAULT_L0_TARGETS))} on the "
+        f"{DEFAULT_PRESET} preset, {defaults.training_samples:,} samples, in a minute or two on a CPU.",
         epilog=(
             "examples:\n"
             "  synthsae bench\n"
@@ -75,7 +72,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                 f"lr: ...}}), rank_by, save_synthetic_model, plots, show_progress. Architectures: "
                 f"{', '.join(sparsity_knobs())} (matryoshka and mp are accepted as short names).", width=90)
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", metavar="FILE", default=None, help="a BenchmarkConfig file (.yaml, .yml or .json)")
     source = p.add_mutually_exclusive_group()
@@ -105,7 +101,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "small SAEs gain nothing from more)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; dotted keys reach into sections (sae_settings.jumprelu.lr=0.02); "
-                        "values are read as YAML (1e-3, true, [5, 10]); repeatable")
+                        "values are read as YAML (1e-3, 1e6, true, [5, 10]); KEY=null removes an optional key (its "
+                        "default applies); repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the ranked rows as JSON instead of the table")
     p.set_defaults(handler=run)
@@ -123,13 +120,10 @@ def build_config(args: argparse.Namespace) -> Any:
     overrides.update({k: v for k, v in options.items() if v is not None})
     if args.quiet:
         overrides["show_progress"] = False
-    try:
-        if args.config is not None:
-            cfg = BenchmarkConfig.from_file(args.config, overrides)
-        else:
-            cfg = BenchmarkConfig().with_overrides(overrides)
-    except TypeError as err:  # config type errors: same treatment as ValueError
-        raise ValueError(str(err)) from None
+    if args.config is not None:
+        cfg = BenchmarkConfig.from_file(args.config, overrides)
+    else:
+        cfg = BenchmarkConfig().with_overrides(overrides)
     if cfg.output_dir is None:
         cfg = cfg.with_overrides({"output_dir": str(timestamped_dir("runs", prefix="bench-"))})
     return cfg

@@ -1,13 +1,24 @@
-"""Helpers shared by the subcommands: default output folders and ``--set`` options."""
+"""Helpers shared by the subcommands: registering one, default output folders, ``--set`` options."""
 
 from __future__ import annotations
 
+import argparse
+import textwrap
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["parse_overrides", "timestamped_dir"]
+__all__ = ["add_command", "parse_overrides", "timestamped_dir"]
+
+_HELP_WIDTH = 90  # columns of the wrapped description, as argparse's own text on a wide terminal
+
+
+def add_command(subparsers: Any, name: str, summary: str, description: str, epilog: str | None = None) -> Any:
+    """Register the subcommand ``name``: ``summary`` in ``synthsae --help``, ``description``
+    (one paragraph, wrapped) and ``epilog`` (kept as written: examples) in its own help."""
+    return subparsers.add_parser(name, help=summary, description=textwrap.fill(description, width=_HELP_WIDTH),
+                                 epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def timestamped_dir(root: str | Path, prefix: str = "") -> Path:

@@ -1,4 +1,7 @@
-"""``synthsae sample``: build or load a synthetic model, draw batches and print its statistics."""
+"""Build (or load) a synthetic model, draw batches of hidden activations and print a statistics
+table: sizes, true L0 (empirical and expected), configured and expected (exact for independent
+firings) versus empirical firing rates of a few features with binomial standard errors, the
+hierarchy, build time and sampling speed."""
 
 from __future__ import annotations
 
@@ -8,26 +11,17 @@ import time
 from typing import Any
 
 from synthsae.commands.arg_types import non_negative_int, positive_int
+from synthsae.commands.common import add_command
+from synthsae.synthetic.presets import DEFAULT_PRESET
 
 __all__ = ["DEFAULT_PRESET", "add_parser", "run"]
-
-DEFAULT_PRESET = "cpu_medium"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``synthsae sample``."""
     from synthsae.synthetic.presets import PRESETS
 
-    p = subparsers.add_parser(
-        "sample",
-        help="build a synthetic model, draw batches and print its statistics",
-        description=(
-            "Build (or load) a synthetic model, draw batches of hidden activations and print "
-            "a statistics table: sizes, true L0 (empirical and expected), configured and "
-            "expected (exact for independent firings) versus empirical firing rates of a few "
-            "features with binomial standard errors, the hierarchy, build time and sampling speed."
-        ),
-    )
+    p = add_command(subparsers, "sample", "build a synthetic model, draw batches and print its statistics", __doc__)
     source = p.add_mutually_exclusive_group()
     source.add_argument(
         "--preset",

@@ -20,13 +20,14 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from synthsae.commands.common import parse_overrides, timestamped_dir
+from synthsae.commands.common import add_command, parse_overrides, timestamped_dir
+from synthsae.synthetic.presets import DEFAULT_PRESET
 
 __all__ = ["DEFAULT_JOB", "add_parser", "default_config", "run"]
 
 #: The main job's settings (``synthsae train`` with no config); d_in comes from the model.
 DEFAULT_JOB: dict[str, Any] = {
-    "synthetic_model": {"preset": "cpu_small"},
+    "synthetic_model": {"preset": DEFAULT_PRESET},
     "sae": {"architecture": "batchtopk", "d_sae": 256, "k": 8},
     "training_samples": 1_500_000,
     "batch_size": 512,
@@ -39,24 +40,23 @@ DEFAULT_JOB: dict[str, Any] = {
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``synthsae train``."""
-    p = subparsers.add_parser(
-        "train",
-        help="train an SAE on a synthetic model (no CONFIG: the small CPU demo job)",
-        description=textwrap.fill(
-            "Train an SAE on synthetic data with known true features, evaluating it during and after "
-            "training, writing checkpoints (resumable with --resume) and these outputs to output_path: "
-            "sae_weights.safetensors + cfg.json, runner_config.json, eval_stats.json, "
-            "sparsity.safetensors and metrics.jsonl (one JSON line per logged step and eval). Without "
-            f"CONFIG, trains a BatchTopK SAE (k={DEFAULT_JOB['sae']['k']}, {DEFAULT_JOB['sae']['d_sae']} "
-            f"latents) on the cpu_small preset (512 features in 64 dims) for "
-            f"{DEFAULT_JOB['training_samples']:,} samples (about a minute on a CPU) into "
-            "runs/<timestamp>/, and prints a metrics table. The demo job uses one CPU thread unless "
-            "`synthsae --threads N train` says otherwise: its matrices are too small to gain from more, "
-            "and extra threads only slow it down on a busy machine.", width=90),
+    p = add_command(
+        subparsers, "train", "train an SAE on a synthetic model (no CONFIG: the small CPU demo job)",
+        "Train an SAE on synthetic data with known true features, evaluating it during and after "
+        "training, writing checkpoints (resumable with --resume) and these outputs to output_path: "
+        "sae_weights.safetensors + cfg.json, runner_config.json, eval_stats.json, "
+        "sparsity.safetensors and metrics.jsonl (one JSON line per logged step and eval). Without "
+        f"CONFIG, trains a BatchTopK SAE (k={DEFAULT_JOB['sae']['k']}, {DEFAULT_JOB['sae']['d_sae']} "
+        f"latents) on the {DEFAULT_PRESET} preset (512 features in 64 dims) for "
+        f"{DEFAULT_JOB['training_samples']:,} samples (about a minute on a CPU) into "
+        "runs/<timestamp>/, and prints a metrics table. The demo job uses one CPU thread unless "
+        "`synthsae --threads N train` says otherwise: its matrices are too small to gain from more, "
+        "and extra threads only slow it down on a busy machine.",
         epilog=(
             "examples:\n"
             "  synthsae train\n"
             "  synthsae train run.yaml --set lr=1e-3 --set sae.k=16\n"
+            "  synthsae train --set sae.architecture=topk --set training_samples=1e6\n"
             "  synthsae train --set device=cuda --set autocast_sae=true\n"
             "  synthsae train --resume runs/20250101-120000\n"
             "  synthsae train run.yaml --output runs/again --overwrite\n"
@@ -68,13 +68,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                 "or a hub id 'owner/name[:subfolder]'; sae needs 'architecture' and may leave out d_in.",
                 width=90)
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", nargs="?", metavar="CONFIG",
                    help="runner config file (.yaml, .yml or .json); default: the built-in demo job")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; dotted keys reach into sections (sae.k=8, logger.log_to_wandb=true); "
-                        "values are read as YAML (1e-3, true, null, [16, 64]); repeatable")
+                        "values are read as YAML (1e-3, 1e6, true, [16, 64]); KEY=null removes an optional key (its "
+                        "default applies); sae.architecture=NAME switches the sae section to NAME, keeping the keys "
+                        "NAME also has; repeatable")
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="continue a run: DIR is its output folder, its checkpoint folder or one checkpoint (the "
                         "newest readable one is used; the saved config is the config). It writes into the run's "
@@ -157,9 +158,11 @@ def _run(args: argparse.Namespace) -> int:
     except OutputFolderExistsError as err:
         raise ValueError(err.with_remedy(f"pass --overwrite to clear it first, or continue that run with "
                                          f"--resume {shlex.quote(str(err.path))}")) from None
-    except TypeError as err:  # config type errors: same treatment as ValueError
-        raise ValueError(str(err)) from None
     cfg = runner.cfg
+    point = runner.resume_point
+    if point is not None and runner.rank == 0:
+        print(f"resumed from step {point.info['step']} ({point.info['samples_seen']:,} samples) of {point.checkpoint}",
+              file=sys.stderr)
     if runner.rank != 0:  # torchrun: rank 0 reports (and prints any error)
         try:
             runner.run()

@@ -24,6 +24,9 @@ from synthsae.evals.metrics import (
 )
 from synthsae.synthetic.sparse_batch import SparseBatch
 
+_PROGRESS_DELAY_S = 2.0
+"""Seconds an eval runs before its progress bar appears (so short evals stay silent)."""
+
 EVAL_CHUNK_ELEMENTS = 1 << 24
 """With ``batch_size=None``, chunks hold about this many elements per ``[rows, width]``
 tensor (4,096 rows at 4,096 latents), clamped to 1,024-65,536 rows."""
@@ -173,7 +176,7 @@ def eval_sae_on_synthetic_data(
             the batch size: pass ``batch_size`` explicitly to compare such SAEs.
         activation_scaler: object with ``scale(x)`` / ``unscale(x)`` placed around
             the SAE; identity if ``None``. Metrics are taken in the unscaled space.
-        show_progress: show a tqdm progress bar.
+        show_progress: show a tqdm progress bar once the eval has run for 2 s.
 
     Raises:
         ValueError: if the SAE's ``d_in`` differs from ``feature_dict.hidden_dim``, or
@@ -231,7 +234,9 @@ def _run_eval(
     )
 
     done = 0
-    with progress_bar(total=num_samples, show=show_progress, desc="eval", unit="sample") as bar:
+    # the bar appears only once the eval has run for a while: short evals print nothing
+    with progress_bar(total=num_samples, show=show_progress, desc="eval", unit="sample", delay=_PROGRESS_DELAY_S,
+                      leave=False) as bar:
         while done < num_samples:
             b = min(chunk, num_samples - done)
             gt, x = _sample(feature_dict, generator, b)

@@ -241,6 +241,11 @@ class SyntheticSAERunner:
         runner._model_dir = point.model_dir.resolve() if point.model_dir is not None else None
         return runner
 
+    @property
+    def resume_point(self) -> ResumePoint | None:
+        """The checkpoint this runner continues from (:meth:`resume`), ``None`` for a fresh run."""
+        return self._resume
+
     # ------------------------------------------------------------------ run
     def run(self) -> SyntheticSAERunnerResult:
         """Train, evaluate and save; see the module docstring.
@@ -377,6 +382,7 @@ class SyntheticSAERunner:
                 self.sae, self.synthetic_model.feature_dict, self.synthetic_model.activation_generator,
                 num_samples=num_samples or self.cfg.eval_samples, batch_size=self.cfg.batch_size,
                 activation_scaler=scaler if scaler is not None and scaler.scaling_factor is not None else None,
+                show_progress=self.cfg.show_progress,
             )
 
     def histograms(self) -> dict[str, torch.Tensor]:

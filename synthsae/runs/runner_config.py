@@ -331,6 +331,8 @@ class SyntheticSAERunnerConfig:
 
 def _model_from_mapping(data: Mapping[str, Any]) -> SyntheticModelConfig:
     data = dict(data)
+    if data.get("preset", 0) is None:  # --set synthetic_model.preset=null: no preset
+        del data["preset"]
     if "preset" in data:  # {"preset": name, <fields overriding the preset's>}
         from synthsae.synthetic.presets import get_preset
 

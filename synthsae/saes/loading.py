@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from synthsae.config_values import check_dtype
 from synthsae.saes.config import RESERVED_CONFIG_KEYS
+from synthsae.saes.io import SAE_CFG_FILENAME
 
 if TYPE_CHECKING:
     from synthsae.saes.sae import SAE
@@ -51,7 +53,11 @@ def load_sae(
     keys = set(cfg_dict) - set(RESERVED_CONFIG_KEYS)
 
     def build(sae_cls: type, cfg_cls: type) -> SAE:
-        sae = sae_cls(cfg_cls.from_dict(cfg_dict))
+        try:
+            cfg = cfg_cls.from_dict(cfg_dict)
+        except (ValueError, TypeError) as err:  # name the file the bad config came from
+            raise type(err)(f"{Path(source).with_name(SAE_CFG_FILENAME)}: {err}") from None
+        sae = sae_cls(cfg)
         sae.load_saved_state(state_dict, source)
         return sae
 
@@ -71,9 +77,9 @@ def load_sae(
         if entry.inference_cls is not None:
             sae = sae.to_inference_sae()
     else:
-        # Neither config class takes these keys: let from_dict name the unknown ones.
+        # Neither config class takes these keys: let build() name the unknown ones.
         cfg_cls = inference_cfg or entry.training_cfg_cls
-        cfg_cls.from_dict(cfg_dict)
+        build(entry.inference_cls or entry.training_cls, cfg_cls)
         raise ValueError(f"the config for {source} does not fit {cfg_cls.__name__}")
     if not isinstance(sae, wanted):
         raise TypeError(

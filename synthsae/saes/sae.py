@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthsae.config_values import check_dtype, torch_dtype
+from synthsae.config_values import check_device, check_dtype, torch_dtype
 from synthsae.saes.config import SAEConfig, TrainingSAEConfig
 from synthsae.saes.io import SAE_WEIGHTS_FILENAME, load_sae_files, save_sae_files
 from synthsae.saes.sparse_grad import sparse_grad_linear
@@ -278,6 +278,7 @@ class SAE(nn.Module):
         """
         from synthsae.saes.loading import load_sae
 
+        device = check_device("device", device)  # before any tensor is read onto it
         cfg_dict, state_dict = load_sae_files(path, device=device)
         source = str(Path(path) / SAE_WEIGHTS_FILENAME)
         return load_sae(cls, cfg_dict, state_dict, device, dtype, source)  # type: ignore[return-value]

@@ -26,7 +26,10 @@ from synthsae.synthetic.model_config import (
     SyntheticModelConfig,
 )
 
-__all__ = ["PRESETS", "cpu_medium", "cpu_small", "get_preset", "synth_sae_bench_16k"]
+__all__ = ["DEFAULT_PRESET", "PRESETS", "cpu_medium", "cpu_small", "get_preset", "synth_sae_bench_16k"]
+
+DEFAULT_PRESET = "cpu_small"
+"""The model every command uses when given none (`synthsae sample`, `train`'s demo job, `bench`)."""
 
 
 def synth_sae_bench_16k() -> SyntheticModelConfig:
