@@ -64,21 +64,24 @@ def per_latent_sums(rows: torch.Tensor, cols: torch.Tensor, weights: torch.Tenso
     return out
 
 
-def _entry_dots(grad: torch.Tensor, weight: torch.Tensor, cols: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Per entry ``e`` of bag ``b``: ``<grad[b], weight[cols[e]]>`` (``offsets`` with the last one)."""
-    def dots(bag_grad: torch.Tensor, bag_cols: torch.Tensor, bag_offsets: torch.Tensor) -> torch.Tensor:
+def _entry_dots(grad: torch.Tensor, weight: torch.Tensor, cols: torch.Tensor, rows: torch.Tensor,
+                offsets: torch.Tensor) -> torch.Tensor:
+    """Per entry ``e``: ``<grad[rows[e]], weight[cols[e]]>`` (bag ``b`` holds entries
+    ``offsets[b]:offsets[b+1]``; ``rows`` is each entry's bag, aten's ``offset2bag``)."""
+    def dots(bag_grad: torch.Tensor, bag_cols: torch.Tensor, bag_offsets: torch.Tensor,
+             bag_of_entry: torch.Tensor) -> torch.Tensor:
         return torch.ops.aten._embedding_bag_per_sample_weights_backward(
-            bag_grad, weight, bag_cols, bag_offsets, bag_cols.new_empty(0), 0, -1)
+            bag_grad, weight, bag_cols, bag_offsets, bag_of_entry, 0, -1)
 
     n = offsets.numel() - 1
     if not _split(cols.numel(), weight.shape[1], grad.device) or n < 2:
-        return dots(grad, cols, offsets)
+        return dots(grad, cols, offsets, rows)
     out = grad.new_empty(cols.numel())
 
     def bags(lo: int, hi: int) -> None:
         start, stop = int(offsets[lo]), int(offsets[hi])  # a CPU tensor: no device sync
         if stop > start:
-            out[start:stop] = dots(grad[lo:hi], cols[start:stop], offsets[lo:hi + 1] - start)
+            out[start:stop] = dots(grad[lo:hi], cols[start:stop], offsets[lo:hi + 1] - start, rows[start:stop] - lo)
 
     half = n // 2
     run_pair(lambda: bags(0, half), lambda: bags(half, n))
@@ -96,7 +99,7 @@ class _SparseDecode(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         cols, rows, offsets, weights, weight = ctx.saved_tensors
         grad = grad.contiguous()
-        grad_weights = _entry_dots(grad, weight, cols, offsets) if ctx.needs_input_grad[3] else None
+        grad_weights = _entry_dots(grad, weight, cols, rows, offsets) if ctx.needs_input_grad[3] else None
         grad_weight = per_latent_sums(rows, cols, weights, grad, weight.shape[0]) if ctx.needs_input_grad[4] else None
         return None, None, None, grad_weights, grad_weight
 
