@@ -58,6 +58,7 @@ import torch
 
 from synthsae.evals.eval_sae import SyntheticDataEvalResult, eval_sae_on_synthetic_data
 from synthsae.runs.activation_iterator import SyntheticActivationIterator
+from synthsae.runs.prefetch import training_threads
 from synthsae.runs.resume_point import ResumePoint, load_resume_point
 from synthsae.runs.run_folders import check_run_folders
 from synthsae.runs.runner_config import SyntheticSAERunnerConfig
@@ -200,6 +201,7 @@ class SyntheticSAERunner:
         self._model_dir: Path | None = None  # where checkpoints find the model (built models only)
         self.trainer: Trainer | None = None
         self.paused_seconds = 0.0  # time spent in evals and checkpoint writes, not counted as training
+        self._eval_threads: int | None = None  # torch threads for evals (those of the caller)
 
     # ------------------------------------------------------------------ resume
     @classmethod
@@ -279,7 +281,7 @@ class SyntheticSAERunner:
         model.set_sampling_seed(distributed.rank_seed(self.seed + SAMPLING_SEED_OFFSET, self.rank))
         torch.manual_seed(self.seed)
         data = SyntheticActivationIterator(model.feature_dict, model.activation_generator, cfg.batch_size,
-                                           autocast=cfg.autocast_data)
+                                           autocast=cfg.autocast_data, prefetch=cfg.prefetch_batches)
         self.paused_seconds = 0.0  # seconds spent in evals and checkpoint writes
         callbacks: list[Any] = [logger]
         if self.rank == 0:  # the other ranks wait for its evals at the next gradient all_reduce
@@ -299,15 +301,19 @@ class SyntheticSAERunner:
             logger.log({"event": "distributed", "world_size": self.world_size,
                         "global_batch_size": cfg.batch_size * self.world_size}, start_step)
         start_samples, t0 = trainer.samples_seen, time.perf_counter()
+        self._eval_threads = torch.get_num_threads()
         with guard:
             try:
-                trainer.fit()
+                with training_threads(cfg.device, cfg.prefetch_batches > 0):
+                    trainer.fit()
             except NonFiniteLossError as err:
                 logger.log({"event": "non_finite_loss", "error": str(err),
                             **{f"losses/{k}": v for k, v in err.losses.items()}}, err.step)
                 raise
             except TrainingInterrupted as stop:
                 self._stop(stop, trainer, logger)
+            finally:
+                data.close()  # the background producer, if any: training is over (or stopped)
         train_s = time.perf_counter() - t0 - self.paused_seconds
         rate = (trainer.samples_seen - start_samples) / train_s if train_s > 0 else None
         errors: list[str] = []
@@ -360,12 +366,16 @@ class SyntheticSAERunner:
     @contextlib.contextmanager
     def _eval_stream(self) -> Iterator[None]:
         gen = self.synthetic_model.activation_generator
-        saved = gen.generator
-        gen.generator = torch.Generator(device=self.synthetic_model.device).manual_seed(self.seed + EVAL_SEED_OFFSET)
-        try:
-            yield
-        finally:
-            gen.generator = saved
+        data = self.trainer.data if self.trainer is not None else None
+        with data.paused() if hasattr(data, "paused") else contextlib.nullcontext():  # the sampler is shared
+            saved, threads = gen.generator, torch.get_num_threads()
+            gen.generator = torch.Generator(device=self.synthetic_model.device).manual_seed(self.seed + EVAL_SEED_OFFSET)
+            torch.set_num_threads(self._eval_threads or threads)  # the producer is paused: evals get its core
+            try:
+                yield
+            finally:
+                gen.generator = saved
+                torch.set_num_threads(threads)
 
     def evaluate(self, scaled: bool = True, num_samples: int | None = None) -> SyntheticDataEvalResult:
         """Evaluate the SAE on the eval stream (``scaled``: through the trainer's activation scaler)."""

@@ -156,6 +156,9 @@ class SyntheticSAERunnerConfig:
             ``max_iterations`` instead (a ``ValueError`` says so).
         l0_control: :class:`~synthsae.training.l0_control.L0ControlConfig` fields (all but
             ``target_l0``) for the controller, e.g. ``{"start_step": 1000}``.
+        prefetch_batches: chunks of training batches drawn ahead on a background thread
+            while the SAE trains (0: draw each one when it is needed). The batches are the
+            same either way.
     """
 
     synthetic_model: SyntheticModelConfig | str
@@ -189,6 +192,7 @@ class SyntheticSAERunnerConfig:
     show_progress: bool = True
     target_l0: float | None = None
     l0_control: dict[str, Any] = field(default_factory=dict)
+    prefetch_batches: int = 2
 
     def __post_init__(self) -> None:
         if self.target_l0 is not None:
@@ -219,7 +223,7 @@ class SyntheticSAERunnerConfig:
             check_bool(key, getattr(self, key))
         self.checkpoint_path = check_str("checkpoint_path", self.checkpoint_path, optional=True)
         self.output_path = check_str("output_path", self.output_path, optional=True)
-        for key in ("n_checkpoints", "eval_frequency", "eval_samples"):
+        for key in ("n_checkpoints", "eval_frequency", "eval_samples", "prefetch_batches"):
             setattr(self, key, check_int(key, getattr(self, key), at_least=0))
         for key in ("dead_feature_window", "feature_sampling_window", "n_batches_for_norm_estimate"):
             setattr(self, key, check_int(key, getattr(self, key), at_least=1))

@@ -10,6 +10,7 @@ import torch
 
 from synthsae.config_values import check_int
 from synthsae.runs.activation_iterator import SyntheticActivationIterator
+from synthsae.runs.prefetch import training_threads
 from synthsae.training.trainer import (
     SampleThresholdCallback,
     Trainer,
@@ -23,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from synthsae.synthetic.feature_dictionary import FeatureDictionary
 
 __all__ = ["train_toy_sae"]
+
+_PREFETCH_CHUNKS = 1  # chunks are up to 64 batches: one drawn ahead keeps the trainer fed
 
 
 def train_toy_sae(
@@ -87,9 +90,19 @@ def train_toy_sae(
         log_frequency=100,
         show_progress=show_progress,
     )
+    feature_dict.eval()
+    # the next chunk of batches is drawn on a background thread while this one trains
+    data = SyntheticActivationIterator(feature_dict, activations_generator, batch_size, autocast=autocast_data,
+                                       prefetch=_PREFETCH_CHUNKS)
     callbacks = []
     if n_snapshots > 0:
-        callbacks.append(SampleThresholdCallback(checkpoint_thresholds(training_samples, n_snapshots), snapshot_fn))  # type: ignore[arg-type]
-    feature_dict.eval()
-    data = SyntheticActivationIterator(feature_dict, activations_generator, batch_size, autocast=autocast_data)
-    Trainer(sae, data, cfg, callbacks).fit()
+        def snapshot(trainer: Trainer) -> None:
+            data.close()  # the generator back where the training stream stands: snapshots may sample from it
+            snapshot_fn(trainer)  # type: ignore[misc]
+
+        callbacks.append(SampleThresholdCallback(checkpoint_thresholds(training_samples, n_snapshots), snapshot))
+    try:
+        with training_threads(device, prefetching=True):  # the producer thread has a core of its own
+            Trainer(sae, data, cfg, callbacks).fit()
+    finally:
+        data.close()  # rewinds the (possibly global) RNG over the chunks drawn ahead

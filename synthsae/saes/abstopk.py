@@ -11,13 +11,13 @@ a latent fires when it is non-zero (not when it is positive).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from synthsae.saes.base import TrainStepInput
 from synthsae.saes.registry import register_sae_architecture
-from synthsae.saes.sparse_acts import SparseActivations, row_abs_topk
+from synthsae.saes.sparse_acts import Gather, SparseActivations, row_abs_topk
 from synthsae.saes.topk import TopKSAE, TopKSAEConfig, TopKTrainingSAE, TopKTrainingSAEConfig
 
 
@@ -80,25 +80,15 @@ class AbsTopKTrainingSAE(TopKTrainingSAE):
     """AbsTopK SAE for training, with a magnitude-selected dead-latent auxiliary loss."""
 
     cfg: AbsTopKTrainingSAEConfig
+    dead_latents_by_magnitude: ClassVar[bool] = True  # calculate_aux_loss ranks dead latents by |h|
 
     def get_activation_fn(self) -> nn.Module:
         """:class:`AbsTopK` with this SAE's ``k``."""
         return AbsTopK(self.cfg.k)
 
-    def select(self, hidden_pre: torch.Tensor) -> SparseActivations:
-        """Each row's ``k`` largest-magnitude pre-activations, signed."""
-        return row_abs_topk(hidden_pre, self.cfg.k)
-
-    def calculate_aux_loss(
-        self,
-        step_input: TrainStepInput,
-        feature_acts: torch.Tensor,
-        hidden_pre: torch.Tensor,
-        sae_out: torch.Tensor,
-    ) -> dict[str, torch.Tensor]:
-        """``{"auxiliary_reconstruction_loss": ...}`` from :meth:`calculate_abstopk_aux_loss`."""
-        loss = self.calculate_abstopk_aux_loss(step_input.sae_in, sae_out, hidden_pre, step_input.dead_neuron_mask)
-        return {"auxiliary_reconstruction_loss": loss}
+    def select(self, hidden_pre: torch.Tensor, gather: Gather | None = None) -> SparseActivations:
+        """Each row's ``k`` largest-magnitude pre-activations, signed (values from ``gather`` if given)."""
+        return row_abs_topk(hidden_pre, self.cfg.k, gather)
 
     def calculate_abstopk_aux_loss(
         self,

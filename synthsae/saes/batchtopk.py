@@ -18,7 +18,7 @@ from synthsae.config_values import check_float
 from synthsae.saes.base import TrainStepOutput
 from synthsae.saes.jumprelu import JumpReLUSAE, JumpReLUSAEConfig
 from synthsae.saes.registry import register_sae_architecture
-from synthsae.saes.sparse_acts import SparseActivations, batch_topk
+from synthsae.saes.sparse_acts import Gather, SparseActivations, batch_topk
 from synthsae.saes.topk import TopKTrainingSAE, TopKTrainingSAEConfig
 
 
@@ -83,9 +83,9 @@ class BatchTopKTrainingSAE(TopKTrainingSAE):
         """:class:`BatchTopK` with this SAE's ``k``."""
         return BatchTopK(self.cfg.k)
 
-    def select(self, hidden_pre: torch.Tensor) -> SparseActivations:
-        """The batch's ``int(k * rows)`` largest ReLU activations."""
-        return batch_topk(hidden_pre, self.cfg.k)
+    def select(self, hidden_pre: torch.Tensor, gather: Gather | None = None) -> SparseActivations:
+        """The batch's ``int(k * rows)`` largest ReLU activations (values from ``gather`` if given)."""
+        return batch_topk(hidden_pre, self.cfg.k, gather)
 
     def after_training_step(self, acts: SparseActivations, output: TrainStepOutput) -> None:
         """Update ``topk_threshold`` and report it as ``metrics["topk_threshold"]``."""

@@ -19,7 +19,7 @@ from synthsae.saes.base import TrainStepInput, TrainStepOutput
 from synthsae.saes.batchtopk import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig
 from synthsae.saes.jumprelu import JumpReLUSAE, JumpReLUSAEConfig
 from synthsae.saes.registry import register_sae_architecture
-from synthsae.saes.sparse_acts import SparseActivations, is_known_empty, topk_aux_loss
+from synthsae.saes.sparse_acts import Gather, SparseActivations, is_known_empty, topk_aux_loss
 
 
 @dataclass
@@ -103,23 +103,28 @@ class MatryoshkaBatchTopKTrainingSAE(BatchTopKTrainingSAE):
 
     def training_forward_pass(self, step_input: TrainStepInput) -> TrainStepOutput:
         """BatchTopK pass plus an ``inner_mse_loss_{w}`` for every width but the last."""
-        hidden_pre = self.compute_hidden_pre(step_input.sae_in)
-        flat_hidden = hidden_pre.reshape(-1, self.cfg.d_sae)
-        acts = self.select(flat_hidden)
-        feature_acts = acts.to_dense().view(hidden_pre.shape)
-        prefixes = self.prefix_reconstructions(acts)
-        out_shape = (*hidden_pre.shape[:-1], self.cfg.d_in)
-        sae_out = prefixes[-1].view(out_shape)
-        if self.cfg.use_matryoshka_aux_loss:
-            aux = self.cfg.aux_loss_coefficient * self.matryoshka_aux_loss(
-                step_input.sae_in, step_input.dead_neuron_mask, flat_hidden, prefixes
-            )
-        else:
-            aux = self.calculate_topk_aux_loss(step_input.sae_in, sae_out, hidden_pre, step_input.dead_neuron_mask)
-        losses = {"auxiliary_reconstruction_loss": aux}
-        for width, prefix in zip(self.cfg.matryoshka_widths[:-1], prefixes[:-1]):
-            losses[f"inner_mse_loss_{width}"] = self.mse_loss(prefix.view(out_shape), step_input.sae_in)
-        output = self.make_step_output(step_input, feature_acts, hidden_pre, sae_out, losses)
+        hidden_pre, acts = self.begin_training_pass(step_input.sae_in)
+        try:
+            def dense() -> torch.Tensor:
+                return acts.to_dense().view(hidden_pre.shape)
+
+            prefixes = self.prefix_reconstructions(acts)
+            out_shape = (*hidden_pre.shape[:-1], self.cfg.d_in)
+            sae_out = prefixes[-1].view(out_shape)
+            if self.cfg.use_matryoshka_aux_loss:
+                aux = self.cfg.aux_loss_coefficient * self.matryoshka_aux_loss(
+                    step_input.sae_in, step_input.dead_neuron_mask, hidden_pre, prefixes
+                )
+            else:
+                aux = self.calculate_topk_aux_loss(step_input.sae_in, sae_out, hidden_pre, step_input.dead_neuron_mask)
+            losses = {"auxiliary_reconstruction_loss": aux}
+            for width, prefix in zip(self.cfg.matryoshka_widths[:-1], prefixes[:-1]):
+                losses[f"inner_mse_loss_{width}"] = self.mse_loss(prefix.view(out_shape), step_input.sae_in)
+            output = self.make_step_output(step_input, None, hidden_pre, sae_out, losses,  # type: ignore[arg-type]
+                                           make_feature_acts=dense)
+        finally:
+            self.end_training_pass()
+        output.fire_counts = acts.fire_counts()
         self.after_training_step(acts, output)
         return output
 
@@ -164,18 +169,26 @@ class MatryoshkaBatchTopKTrainingSAE(BatchTopKTrainingSAE):
         if dead is None or is_known_empty(dead):
             return total
         scale = self.decoder_scale()
+        gather = self.pass_gather(hidden_pre)
+        flat_hidden = hidden_pre.reshape(-1, self.cfg.d_sae)
         low = 0
         for width, prefix in zip(self.cfg.matryoshka_widths, prefixes):
             total = total + topk_aux_loss(
-                hidden_pre[:, low:width],
+                flat_hidden[:, low:width],
                 dead[low:width],
-                (sae_in - prefix).detach(),
+                (sae_in - prefix.reshape(-1, self.cfg.d_in)).detach(),
                 self.W_dec[low:width],
                 None if scale is None else scale[low:width],
                 self.cfg.d_in // 2,
+                gather=None if gather is None else _shifted(gather, low),
             )
             low = width
         return total
+
+
+def _shifted(gather: Gather, low: int) -> Gather:
+    """``gather`` for the column block starting at ``low``."""
+    return lambda rows, cols: gather(rows, cols + low)
 
 
 register_sae_architecture(

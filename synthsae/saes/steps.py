@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -29,7 +29,12 @@ class TrainStepInput:
 
 @dataclass
 class TrainStepOutput:
-    """Result of :meth:`TrainingSAE.training_forward_pass`; ``loss`` is what to backpropagate."""
+    """Result of :meth:`TrainingSAE.training_forward_pass`; ``loss`` is what to backpropagate.
+
+    ``fire_counts`` (optional, ``[d_sae]`` float32): on how many rows each latent is non-zero,
+    for SAEs that know it without scanning the dense ``feature_acts`` (the trainer's firing
+    statistics then use it instead of counting).
+    """
 
     sae_in: torch.Tensor
     sae_out: torch.Tensor
@@ -38,6 +43,33 @@ class TrainStepOutput:
     loss: torch.Tensor
     losses: dict[str, torch.Tensor]
     metrics: dict[str, torch.Tensor | float | int] = field(default_factory=dict)
+    fire_counts: torch.Tensor | None = None
+
+
+class DeferredActsStepOutput(TrainStepOutput):
+    """A :class:`TrainStepOutput` whose dense ``feature_acts`` is built on first read.
+
+    For SAEs that keep their latents sparse: the ``[batch, d_sae]`` tensor (and its
+    gradient graph) is only formed if something asks for it. Build it with the
+    dataclass fields (``feature_acts=None``) plus ``make_feature_acts``, a callable
+    returning the dense tensor; assigning ``feature_acts`` replaces it.
+    """
+
+    def __init__(self, *args: object, make_feature_acts: Callable[[], torch.Tensor], **kwargs: object) -> None:
+        self._make_feature_acts: Callable[[], torch.Tensor] | None = make_feature_acts
+        self._feature_acts: torch.Tensor | None = None
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property  # type: ignore[override]
+    def feature_acts(self) -> torch.Tensor:
+        if self._feature_acts is None and self._make_feature_acts is not None:
+            self._feature_acts, self._make_feature_acts = self._make_feature_acts(), None
+        return self._feature_acts  # type: ignore[return-value]
+
+    @feature_acts.setter
+    def feature_acts(self, value: torch.Tensor | None) -> None:
+        if value is not None:
+            self._feature_acts, self._make_feature_acts = value, None
 
 
 @dataclass(frozen=True)

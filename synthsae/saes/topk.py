@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,8 @@ from synthsae.saes.base import (
 )
 from synthsae.saes.config import SAEConfig, TrainingSAEConfig
 from synthsae.saes.registry import register_sae_architecture
-from synthsae.saes.sparse_acts import SparseActivations, row_topk, topk_aux_loss
+from synthsae.saes.sparse_acts import Gather, SparseActivations, row_topk, topk_aux_loss
+from synthsae.saes.sparse_encoder import EncoderPass, row_norms
 
 
 def dense_row_topk(hidden_pre: torch.Tensor, k: int) -> torch.Tensor:
@@ -159,14 +160,26 @@ class TopKTrainingSAEConfig(TrainingSAEConfig):
         return "topk"
 
 
+class _TrainingPass(NamedTuple):
+    """What one training pass shares between encoding, decoding and the auxiliary losses."""
+
+    encoder: EncoderPass
+    hidden_pre: torch.Tensor  # the pre-activations handed to calculate_aux_loss
+    scale: torch.Tensor | None  # 1 / ||W_dec_j||, computed once per pass
+
+
 class TopKTrainingSAE(TrainingSAE):
     """TopK SAE for training, with the dead-latent auxiliary loss.
 
-    The training pass keeps the selected latents sparse and decodes them with
-    ``embedding_bag``; ``feature_acts`` is still returned dense.
+    The training pass computes the dense pre-activations once without autograd
+    (:class:`~synthsae.saes.sparse_encoder.EncoderPass`), keeps the selected latents
+    sparse, decodes them with ``embedding_bag`` and back-propagates through the picked
+    entries only; ``feature_acts`` is still returned dense, ``hidden_pre`` without a graph.
     """
 
     cfg: TopKTrainingSAEConfig
+    _active_pass: _TrainingPass | None = None
+    dead_latents_by_magnitude: ClassVar[bool] = False  # AbsTopK ranks dead latents by |h|
 
     def initialize_weights(self) -> None:
         """Training weights plus a zero ``b_enc``."""
@@ -181,6 +194,8 @@ class TopKTrainingSAE(TrainingSAE):
 
     def decoder_scale(self) -> torch.Tensor | None:
         """``1 / ||W_dec_j||`` when rescaling by decoder norm, else ``None`` (differentiable)."""
+        if self._active_pass is not None:
+            return self._active_pass.scale
         if self.cfg.rescale_acts_by_decoder_norm:
             return 1.0 / self.W_dec.norm(dim=-1)
         return None
@@ -192,9 +207,36 @@ class TopKTrainingSAE(TrainingSAE):
             hidden_pre = hidden_pre * self.W_dec.norm(dim=-1)
         return hidden_pre
 
-    def select(self, hidden_pre: torch.Tensor) -> SparseActivations:
-        """Kept latents of a ``[n, d_sae]`` pre-activation matrix."""
-        return row_topk(hidden_pre, self.cfg.k)
+    def select(self, hidden_pre: torch.Tensor, gather: Gather | None = None) -> SparseActivations:
+        """Kept latents of a ``[n, d_sae]`` pre-activation matrix (values from ``gather`` if given)."""
+        return row_topk(hidden_pre, self.cfg.k, gather)
+
+    def begin_training_pass(self, sae_in: torch.Tensor) -> tuple[torch.Tensor, SparseActivations]:
+        """Encode ``sae_in`` and select its latents: ``(hidden_pre, kept latents)``.
+
+        Until :meth:`end_training_pass`, :meth:`decoder_scale` returns this pass's scale and
+        the auxiliary losses of ``hidden_pre`` take their gradients through the sparse
+        encoder. An input that needs a gradient itself takes the plain autograd path.
+        """
+        if sae_in.requires_grad:
+            hidden_pre = self.compute_hidden_pre(sae_in)
+            return hidden_pre, self.select(hidden_pre.reshape(-1, self.cfg.d_sae))
+        x = self._prepare_input(sae_in)
+        norms = row_norms(self.W_dec) if self.cfg.rescale_acts_by_decoder_norm else None
+        b_dec = self.b_dec if self.cfg.apply_b_dec_to_input else None
+        encoder = EncoderPass(x.reshape(-1, self.cfg.d_in), self.W_enc, self.b_enc, b_dec, norms)
+        hidden_pre = encoder.hidden_pre.view(*x.shape[:-1], self.cfg.d_sae)
+        self._active_pass = _TrainingPass(encoder, hidden_pre, None if norms is None else 1.0 / norms)
+        return hidden_pre, self.select(encoder.hidden_pre, encoder.gather)
+
+    def end_training_pass(self) -> None:
+        """Forget the current pass (its tensors are freed with the autograd graph)."""
+        self._active_pass = None
+
+    def pass_gather(self, hidden_pre: torch.Tensor) -> Gather | None:
+        """The sparse-gradient accessor of ``hidden_pre`` if it is the current pass's, else None."""
+        active = self._active_pass
+        return active.encoder.gather if active is not None and hidden_pre is active.hidden_pre else None
 
     def decode_sparse(self, acts: SparseActivations) -> torch.Tensor:
         """:meth:`decode` of sparse latents, ``[n, d_in]``."""
@@ -216,15 +258,31 @@ class TopKTrainingSAE(TrainingSAE):
         return self._finish_decode(feature_acts @ self.W_dec + self.b_dec)
 
     def training_forward_pass(self, step_input: TrainStepInput) -> TrainStepOutput:
-        """Sparse encode/decode, then MSE plus the auxiliary loss."""
-        hidden_pre = self.compute_hidden_pre(step_input.sae_in)
-        acts = self.select(hidden_pre.reshape(-1, self.cfg.d_sae))
-        feature_acts = acts.to_dense().view(hidden_pre.shape)
-        sae_out = self.decode_sparse(acts).view(*hidden_pre.shape[:-1], -1)
-        aux_losses = self.calculate_aux_loss(step_input, feature_acts, hidden_pre, sae_out)
-        output = self.make_step_output(step_input, feature_acts, hidden_pre, sae_out, aux_losses)
+        """Sparse encode/decode, then MSE plus the auxiliary loss.
+
+        The dense ``feature_acts`` is built only when read (see
+        :class:`~synthsae.saes.steps.DeferredActsStepOutput`), or up front for a subclass
+        that overrides :meth:`calculate_aux_loss` (which receives it).
+        """
+        hidden_pre, acts = self.begin_training_pass(step_input.sae_in)
+        try:
+            def dense() -> torch.Tensor:
+                return acts.to_dense().view(hidden_pre.shape)
+
+            feature_acts = dense() if self._aux_reads_feature_acts() else None
+            sae_out = self.decode_sparse(acts).view(*hidden_pre.shape[:-1], -1)
+            aux_losses = self.calculate_aux_loss(step_input, feature_acts, hidden_pre, sae_out)  # type: ignore[arg-type]
+            output = self.make_step_output(step_input, feature_acts, hidden_pre, sae_out, aux_losses,  # type: ignore[arg-type]
+                                           make_feature_acts=dense if feature_acts is None else None)
+        finally:
+            self.end_training_pass()
+        output.fire_counts = acts.fire_counts()
         self.after_training_step(acts, output)
         return output
+
+    def _aux_reads_feature_acts(self) -> bool:
+        """True when a subclass overrides :meth:`calculate_aux_loss` (it may read ``feature_acts``)."""
+        return type(self).calculate_aux_loss is not TopKTrainingSAE.calculate_aux_loss
 
     def after_training_step(self, acts: SparseActivations, output: TrainStepOutput) -> None:
         """Hook run at the end of each training pass (BatchTopK updates its threshold here)."""
@@ -236,8 +294,9 @@ class TopKTrainingSAE(TrainingSAE):
         hidden_pre: torch.Tensor,
         sae_out: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        """``{"auxiliary_reconstruction_loss": ...}`` (see :func:`topk_aux_loss`)."""
-        loss = self.calculate_topk_aux_loss(step_input.sae_in, sae_out, hidden_pre, step_input.dead_neuron_mask)
+        """``{"auxiliary_reconstruction_loss": ...}`` (see :func:`topk_aux_loss`; ``feature_acts`` is unused)."""
+        loss = self._dead_latent_loss(step_input.sae_in, sae_out, hidden_pre, step_input.dead_neuron_mask,
+                                      by_magnitude=self.dead_latents_by_magnitude)
         return {"auxiliary_reconstruction_loss": loss}
 
     def calculate_topk_aux_loss(
@@ -268,6 +327,7 @@ class TopKTrainingSAE(TrainingSAE):
             self.decoder_scale(),
             self.cfg.d_in // 2,
             by_magnitude=by_magnitude,
+            gather=self.pass_gather(hidden_pre),
         )
         return self.cfg.aux_loss_coefficient * loss
 

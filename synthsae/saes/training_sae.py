@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -13,7 +13,12 @@ import torch.nn.functional as F
 from synthsae.saes.config import TrainingSAEConfig
 from synthsae.saes.io import SAE_WEIGHTS_FILENAME, load_tensors, save_sae_files
 from synthsae.saes.sae import SAE
-from synthsae.saes.steps import TrainCoefficientConfig, TrainStepInput, TrainStepOutput
+from synthsae.saes.steps import (
+    DeferredActsStepOutput,
+    TrainCoefficientConfig,
+    TrainStepInput,
+    TrainStepOutput,
+)
 
 
 class TrainingSAE(SAE):
@@ -89,8 +94,13 @@ class TrainingSAE(SAE):
         sae_out: torch.Tensor,
         aux_losses: Mapping[str, torch.Tensor] | torch.Tensor,
         metrics: dict[str, torch.Tensor | float | int] | None = None,
+        make_feature_acts: Callable[[], torch.Tensor] | None = None,
     ) -> TrainStepOutput:
-        """Assemble a :class:`TrainStepOutput` from the pieces of a forward pass."""
+        """Assemble a :class:`TrainStepOutput` from the pieces of a forward pass.
+
+        With ``make_feature_acts`` (and ``feature_acts=None``) the output is a
+        :class:`DeferredActsStepOutput` that builds ``feature_acts`` on first read.
+        """
         if isinstance(aux_losses, torch.Tensor):
             aux_losses = {"auxiliary_loss": aux_losses}
         mse_loss = self.mse_loss(sae_out, step_input.sae_in)
@@ -98,7 +108,7 @@ class TrainingSAE(SAE):
         total = mse_loss
         for value in aux_losses.values():
             total = total + value
-        return TrainStepOutput(
+        fields = dict(
             sae_in=step_input.sae_in,
             sae_out=sae_out,
             feature_acts=feature_acts,
@@ -107,6 +117,9 @@ class TrainingSAE(SAE):
             losses=losses,
             metrics=metrics if metrics is not None else {},
         )
+        if make_feature_acts is not None:
+            return DeferredActsStepOutput(make_feature_acts=make_feature_acts, **fields)
+        return TrainStepOutput(**fields)
 
     def process_state_dict_for_saving_inference(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Edit a state-dict copy into the inference save's form (default: the training form)."""

@@ -7,6 +7,9 @@ small CPU). :class:`Adam` is plain Adam (no weight decay, no amsgrad) that calls
 the fused kernel ``torch.optim.Adam(fused=True)`` itself uses where the device
 supports it, else a few ``torch._foreach_*`` ops. Its ``state_dict`` has
 ``torch.optim.Adam``'s layout, so either optimizer can load the other's state.
+On a CPU training thread with one torch thread, a large fused update is cut into two
+halves by parameter, the second run by an idle helper thread when there is one
+(:mod:`synthsae._work_share`); every parameter's update is the same either way.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+
+from synthsae._work_share import run_pair
 
 
 def _fused_kernel_works(device: torch.device, dtype: torch.dtype) -> bool:
@@ -30,6 +35,24 @@ def _fused_kernel_works(device: torch.device, dtype: torch.dtype) -> bool:
     except (RuntimeError, NotImplementedError, TypeError):
         return False
     return True
+
+
+# Split the update over two threads (see synthsae._work_share) from this many elements on.
+_MIN_SPLIT_NUMEL = 1 << 20
+
+
+def _balanced_cut(params: list[torch.Tensor]) -> int | None:
+    """Where to cut the parameter list into two halves of about equal size for a two-thread
+    update, or None (one parameter, small, off the CPU, or a multi-threaded caller)."""
+    total = sum(p.numel() for p in params)
+    if len(params) < 2 or total < _MIN_SPLIT_NUMEL or params[0].device.type != "cpu" or torch.get_num_threads() != 1:
+        return None
+    running = 0
+    for i, p in enumerate(params[:-1]):
+        running += p.numel()
+        if 2 * running >= total:
+            return i + 1
+    return len(params) - 1
 
 
 class Adam:
@@ -97,9 +120,16 @@ class Adam:
         for p in params:
             self._steps[p] += 1
         if self.fused:
-            torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=lr, beta1=beta1, beta2=beta2,
-                               weight_decay=0.0, eps=eps, amsgrad=False, maximize=False,
-                               grad_scale=grad_scale, found_inf=None)
+            def update(lo: int, hi: int) -> None:
+                torch._fused_adam_(params[lo:hi], grads[lo:hi], exp_avgs[lo:hi], exp_avg_sqs[lo:hi], [], steps[lo:hi],
+                                   lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False,
+                                   maximize=False, grad_scale=grad_scale, found_inf=None)
+
+            cut = _balanced_cut(params)
+            if cut is None:
+                update(0, len(params))
+            else:  # each parameter's update is elementwise: the same values, half of them on a helper
+                run_pair(lambda: update(0, cut), lambda: update(cut, len(params)))
             return
         if grad_scale is not None:
             torch._foreach_div_(grads, grad_scale)

@@ -106,10 +106,10 @@ class SAESlot:
         with self.autocast:
             out = self.sae.training_forward_pass(step_input)
         sync = self.world_size > 1
-        if sync:
-            counts = fire_counts(out.feature_acts, self.stats.d_sae)
-        else:
-            self.stats.update(out.feature_acts)
+        counts = out.fire_counts if out.fire_counts is not None else fire_counts(out.feature_acts, self.stats.d_sae)
+        rows = math.prod(out.sae_in.shape[:-1])
+        if not sync:
+            self.stats.update_counts(counts, rows)
         self.loss_sum.add_(out.loss.detach())
         self.last_losses = {"overall_loss": out.loss, **out.losses}
         if self.grad_scaler is not None:
@@ -117,7 +117,7 @@ class SAESlot:
         else:
             out.loss.backward()
         if sync:
-            self._sync_step(counts, math.prod(out.feature_acts.shape[:-1]))
+            self._sync_step(counts, rows)
         if self.grad_scaler is not None:
             self.grad_scaler.unscale_(self.optimizer)
         lr = self.lr_schedule.lr_at(step)
@@ -165,9 +165,12 @@ class SAESlot:
         err = (out.sae_out.reshape(-1, d_in).float() - x).pow(2).sum(-1)
         var = (x - x.mean(0)).pow(2).sum(-1)
         ev_rows = 1 - err / var
-        acts = out.feature_acts
-        l0 = (acts.coalesce().values() != 0).sum() / max(acts.shape[0], 1) if acts.is_sparse else \
-            (acts != 0).sum(-1).float().mean()
+        if out.fire_counts is not None:  # rows x mean latents per row = total firings
+            l0 = out.fire_counts.sum() / max(x.shape[0], 1)
+        else:
+            acts = out.feature_acts
+            l0 = (acts.coalesce().values() != 0).sum() / max(acts.shape[0], 1) if acts.is_sparse else \
+                (acts != 0).sum(-1).float().mean()
         names = ["losses/overall_loss", *(f"losses/{k}" for k in out.losses), "metrics/explained_variance",
                  "metrics/explained_variance_legacy", "metrics/explained_variance_legacy_std", "metrics/l0",
                  "sparsity/mean_passes_since_fired", "sparsity/dead_features"]
