@@ -97,20 +97,10 @@ def _synthsaebench_settings(architecture: str, target: int, total_steps: int, d_
             "decoder_init_norm": 0.5,
             "l0_coefficient": 0.2,
             "l0_warm_up_steps": 0,
+            "topk_aux_loss_coefficient": 1.0,  # the dead-latent TopK auxiliary loss (a synthsae field)
         }
-        if _jumprelu_has("topk_aux_loss_coefficient"):  # the dead-latent TopK auxiliary loss, where available
-            settings["topk_aux_loss_coefficient"] = 1.0
         return settings
     return {}
-
-
-def _jumprelu_has(field_name: str) -> bool:
-    """Whether synthsae's JumpReLU training config has this field."""
-    from dataclasses import fields
-
-    from synthsae.saes.registry import get_sae_architecture
-
-    return field_name in {f.name for f in fields(get_sae_architecture("jumprelu").training_cfg_cls)}
 
 
 SYNTHSAEBENCH = Recipe(

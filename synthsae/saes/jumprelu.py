@@ -31,7 +31,7 @@ from synthsae.saes.base import (
 )
 from synthsae.saes.config import SAEConfig, TrainingSAEConfig
 from synthsae.saes.registry import register_sae_architecture
-from synthsae.saes.sparse_acts import is_known_empty
+from synthsae.saes.sparse_acts import is_known_empty, topk_aux_loss
 
 SPARSITY_LOSS_MODES = ("step", "tanh", "quadratic")
 
@@ -142,6 +142,9 @@ class JumpReLUTrainingSAEConfig(TrainingSAEConfig):
     pre-activations (and so to the encoder), not only to the thresholds.
     ``pre_act_loss_coefficient`` (``None`` = off) pushes dead latents' pre-activations up
     towards their thresholds. The thresholds start at ``jumprelu_init_threshold``.
+    ``topk_aux_loss_coefficient`` (0 = off, as in SAELens 6.54.12, which lacks the field)
+    adds the TopK SAE's dead-latent auxiliary loss (each row's ``d_in // 2`` largest dead
+    pre-activations reconstruct the detached residual), as the SynthSAEBench recipe does.
     """
 
     sparsity_field: ClassVar[str | None] = "l0_coefficient"
@@ -155,6 +158,7 @@ class JumpReLUTrainingSAEConfig(TrainingSAEConfig):
     jumprelu_tanh_scale: float = 4.0
     jumprelu_ste_to_input: bool = False
     target_l0: float | None = None
+    topk_aux_loss_coefficient: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -169,6 +173,9 @@ class JumpReLUTrainingSAEConfig(TrainingSAEConfig):
         )
         self.jumprelu_tanh_scale = check_float(q("jumprelu_tanh_scale"), self.jumprelu_tanh_scale, above=0)
         check_bool(q("jumprelu_ste_to_input"), self.jumprelu_ste_to_input)
+        self.topk_aux_loss_coefficient = check_float(
+            q("topk_aux_loss_coefficient"), self.topk_aux_loss_coefficient, at_least=0
+        )
         self._check_target_l0()
 
     def _check_target_l0(self) -> None:
@@ -254,13 +261,19 @@ class JumpReLUTrainingSAE(TrainingSAE):
         hidden_pre: torch.Tensor,
         sae_out: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        """``{"l0_loss": ...}`` plus ``"pre_act_loss"`` when its coefficient is set."""
+        """``{"l0_loss": ...}`` plus ``"pre_act_loss"`` and ``"auxiliary_reconstruction_loss"``
+        when their coefficients are set."""
         coefficient = self.coefficient(step_input, "l0", self.cfg.l0_coefficient)
         losses = {"l0_loss": (coefficient * self.sparsity_per_row(feature_acts, hidden_pre)).mean()}
         if self.cfg.pre_act_loss_coefficient is not None:
             losses["pre_act_loss"] = self.calculate_pre_act_loss(
                 hidden_pre, self.threshold.to(hidden_pre.dtype), step_input.dead_neuron_mask
             )
+        if self.cfg.topk_aux_loss_coefficient > 0:
+            residual = (step_input.sae_in - sae_out).detach().reshape(-1, self.cfg.d_in)
+            dead_loss = topk_aux_loss(hidden_pre.reshape(-1, self.cfg.d_sae), step_input.dead_neuron_mask,
+                                      residual, self.W_dec, None, self.cfg.d_in // 2)
+            losses["auxiliary_reconstruction_loss"] = self.cfg.topk_aux_loss_coefficient * dead_loss
         return losses
 
     def calculate_pre_act_loss(

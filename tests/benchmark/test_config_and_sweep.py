@@ -80,22 +80,11 @@ def test_published_recipe_settings_per_architecture() -> None:
     assert jr["jumprelu_sparsity_loss_mode"] == "tanh" and jr["jumprelu_bandwidth"] == 2.0
     assert jr["jumprelu_init_threshold"] == 0.5 and jr["decoder_init_norm"] == 0.5
     assert jr["normalize_activations"] == "expected_average_only_in" and jr["jumprelu_tanh_scale"] == 4.0
-    if _jumprelu_fields() >= {"topk_aux_loss_coefficient"}:
-        assert jr["topk_aux_loss_coefficient"] == 1.0
+    assert jr["topk_aux_loss_coefficient"] == 1.0
     assert recipe.sae_settings("batchtopk", 25, steps, 4096) == {}
 
 
-def _jumprelu_fields() -> set[str]:
-    from dataclasses import fields
-
-    from synthsae.saes.jumprelu import JumpReLUTrainingSAEConfig
-
-    return {f.name for f in fields(JumpReLUTrainingSAEConfig)}
-
-
 def test_quadratic_jumprelu_takes_the_target_itself() -> None:
-    if "target_l0" not in _jumprelu_fields():
-        pytest.skip("this JumpReLU has no quadratic loss with target_l0 yet")
     cfg = BenchmarkConfig(architectures=["jumprelu"], l0_targets=[6], d_sae=32,
                           sae_settings={"jumprelu": {"jumprelu_sparsity_loss_mode": "quadratic"}})
     run = build_runs(cfg, plan_runs(cfg), d_in=12, scale=DataScale(2.0, 5.0))[0]
