@@ -181,7 +181,15 @@ def _lanes(e: torch.Tensor) -> list[_Lane]:
         return [_Lane(e, [(0, n)])]
     rows = _block_rows(n, dim)
     blocks = [(a, min(a + rows, n)) for a in range(0, n, rows)]
-    return [_Lane(e, blocks[i::_LANES]) for i in range(min(_LANES, len(blocks)))]
+    return [_Lane(e, blocks[i::_LANES]) for i in range(_lane_count(e))]
+
+
+def _lane_count(e: torch.Tensor) -> int:
+    """How many lanes :func:`_lanes` makes for ``e``."""
+    n, dim = e.shape
+    if e.device.type != "cpu":
+        return 1
+    return min(_LANES, -(-n // _block_rows(n, dim)))
 
 
 @contextmanager
@@ -215,23 +223,22 @@ def _step_input(gram: torch.Tensor, low: bool, step: int, lr: float, bounds: Any
 def adam_steps(e: torch.Tensor, num_steps: int, lr: float, low_precision: bool, show_progress: bool) -> None:
     """``num_steps`` Adam steps on the orthogonality loss, updating ``e`` in place."""
     bounds = _column_bounds(e.shape[1])
-    moments = (torch.zeros_like(e), torch.zeros_like(e))
-    lanes = _lanes(e)
-    gram = _low_gram(e, bounds) if low_precision else gram_matrix(e)
-    workers = min(len(lanes), torch.get_num_threads()) if e.device.type == "cpu" else 1
-    steps: Any = range(1, num_steps + 1)
-    if show_progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc="orthogonalizing", total=num_steps)
+    workers = min(_lane_count(e), torch.get_num_threads()) if e.device.type == "cpu" else 1
     # each worker sets its own thread count too: OpenMP keeps one per thread, and a new
     # thread would otherwise start a team of its own inside every matrix product
     threads = 1 if workers > 1 else torch.get_num_threads()
+    # the set-up (moments, lane buffers, first M) runs at that thread count as well: a
+    # multi-threaded product just before the lanes start leaves OpenMP threads spin-waiting
+    # on the cores the lanes need (on two busy cores a step then took several times as long);
+    # a product's value does not depend on the thread count, so the result is the same
     with (
         _intra_op_threads(threads),
         ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,)) as pool,
     ):
-        for step in steps:
+        moments = (torch.zeros_like(e), torch.zeros_like(e))
+        lanes = _lanes(e)
+        gram = _low_gram(e, bounds) if low_precision else gram_matrix(e)
+        for step in _step_numbers(num_steps, show_progress):
             plan = _step_input(gram, low_precision, step, lr, bounds if step < num_steps else None)
             groups = [lanes[w::workers] for w in range(workers)]
             if workers == 1:
@@ -243,6 +250,16 @@ def adam_steps(e: torch.Tensor, num_steps: int, lr: float, low_precision: bool, 
                 for lane in lanes[1:]:
                     gram.add_(lane.gram)
                 _mirror_upper(gram, bounds)
+
+
+def _step_numbers(num_steps: int, show_progress: bool) -> Any:
+    """``1..num_steps``, with a progress bar if asked."""
+    steps: Any = range(1, num_steps + 1)
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="orthogonalizing", total=num_steps)
+    return steps
 
 
 def _run_group(lanes: list[_Lane], e: torch.Tensor, moments: tuple[torch.Tensor, torch.Tensor], plan: _Step) -> None:

@@ -190,6 +190,31 @@ def test_result_does_not_depend_on_the_number_of_threads(monkeypatch):
     assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
 
 
+def test_set_up_runs_at_the_lanes_thread_count(monkeypatch):
+    """With lanes in worker threads, the first Gram matrix is formed at one intra-op thread
+    too: a multi-threaded product just before the lanes start leaves OpenMP threads
+    spin-waiting on the cores the lanes need."""
+    from synthsae.synthetic import orthogonalize_steps
+
+    monkeypatch.setattr(orthogonalize_steps, "_BLOCK_ELEMENTS", 40 * 16)  # 13 blocks, 8 lanes
+    seen = []
+    real_gram = orthogonalize_steps.gram_matrix
+
+    def recording_gram(e):
+        seen.append(torch.get_num_threads())
+        return real_gram(e)
+
+    monkeypatch.setattr(orthogonalize_steps, "gram_matrix", recording_gram)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        orthogonalize_embeddings(_random(500, 16, dtype=torch.float32), num_steps=2, lr=0.01, precision="exact")
+        assert torch.get_num_threads() == 2  # restored after the run
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]
+
+
 def test_blocked_steps_match_naive_autograd_in_float64(monkeypatch):
     from synthsae.synthetic import orthogonalize_steps
 
