@@ -27,7 +27,13 @@ from synthsae.synthetic.correlation import (
     validate_low_rank_correlation,
 )
 from synthsae.synthetic.hierarchy.modifier import HierarchyModifier, check_rescaling_means
-from synthsae.synthetic.sampling_lanes import sample_in_lanes
+from synthsae.synthetic.sampling_lanes import (
+    lane_sizes,
+    mapped_lane,
+    merge_mapped,
+    merge_rows,
+    sample_in_lanes,
+)
 from synthsae.synthetic.sampling_plan import SamplingPlan
 from synthsae.synthetic.sparse_batch import SparseBatch
 
@@ -322,7 +328,8 @@ class ActivationGenerator(nn.Module):
             return acts.to_sparse_coo() if self.use_sparse_tensors else acts.to_dense()
         return acts
 
-    def _run(self, batch_size: int, form: str) -> SparseBatch | torch.Tensor:
+    def _draw(self, batch_size: int, wrap: Callable[..., Any] | None = None, merge: Any = merge_rows) -> Any:
+        """The plan's draw (or ``wrap(draw)``) in lanes, merged by ``merge`` (default: rows)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
             raise ValueError(f"batch_size must be an int >= 0, got {batch_size!r}")
         rng = self._rng()
@@ -333,7 +340,11 @@ class ActivationGenerator(nn.Module):
         # the sampler's products feed probabilities: keep them in full precision under autocast
         with torch.no_grad(), no_autocast, _cpu_threads(self.sampling_threads, self.device):
             draw = self._get_plan().sample
-            acts: SparseBatch | torch.Tensor = sample_in_lanes(draw, batch_size, rng, self.device, workers)
+            lane = draw if wrap is None else wrap(draw)
+            return sample_in_lanes(lane, batch_size, rng, self.device, workers, merge)
+
+    def _run(self, batch_size: int, form: str) -> SparseBatch | torch.Tensor:
+        acts: SparseBatch | torch.Tensor = self._draw(batch_size)
         start = 1 if self._fused() is not None else 0
         for mod, wants in zip(self._modifiers[start:], self._wants[start:]):
             if not isinstance(mod, HierarchyModifier):
@@ -378,6 +389,25 @@ class ActivationGenerator(nn.Module):
         """Activations of ``batch_size`` samples as a :class:`SparseBatch` (no ``[B, F]`` tensor
         is formed unless a non-hierarchy modifier needs one)."""
         return self._run(batch_size, "batch")  # type: ignore[return-value]
+
+    def sample_sparse_and_map(
+        self, batch_size: int, fn: Callable[[SparseBatch], torch.Tensor]
+    ) -> tuple[SparseBatch, torch.Tensor]:
+        """``(batch, fn(batch))`` with ``batch`` as :meth:`sample_sparse` draws it.
+
+        ``fn`` must work row by row (its value on a batch is its values on blocks of rows,
+        concatenated), e.g. a :class:`~synthsae.synthetic.FeatureDictionary`. A CPU batch
+        drawn in lanes, with no modifier after a fused hierarchy, is mapped inside each
+        lane (see :func:`~synthsae.synthetic.sampling_lanes.mapped_lane`): the same values,
+        without a multi-threaded step after the lanes.
+        """
+        if isinstance(batch_size, int) and not isinstance(batch_size, bool):
+            start = 1 if self._fused() is not None else 0
+            if start == len(self._modifiers) and len(lane_sizes(batch_size, self.device)) > 1:
+                finish = self._relu if self._modifiers else None
+                return self._draw(batch_size, lambda draw: mapped_lane(draw, fn, finish, self.dtype), merge_mapped)
+        batch = self.sample_sparse(batch_size)
+        return batch, fn(batch)
 
     def extra_repr(self) -> str:
         corr = "none" if self.correlation_matrix is None else ("low-rank" if self._corr_factor is not None else "full")

@@ -16,12 +16,13 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import torch
 
 from synthsae.synthetic.sparse_batch import SparseBatch
 
-__all__ = ["lane_sizes", "merge_rows", "sample_in_lanes"]
+__all__ = ["lane_sizes", "mapped_lane", "merge_mapped", "merge_rows", "sample_in_lanes"]
 
 # a lane has at least this many rows: below it the fixed cost of a draw (a few hundred
 # small operations) outweighs the gain of a second core
@@ -29,6 +30,8 @@ MIN_LANE_ROWS = 512
 # at most this many lanes (and worker threads) per batch
 MAX_LANES = 8
 _SEED_RANGE = 2**62
+
+T = TypeVar("T")
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -60,6 +63,33 @@ def merge_rows(parts: list[SparseBatch]) -> SparseBatch:
     )
 
 
+def mapped_lane(
+    draw: Callable[[int, torch.Generator | None], SparseBatch],
+    fn: Callable[[SparseBatch], torch.Tensor],
+    finish: Callable[[SparseBatch], Any] | None,
+    dtype: torch.dtype,
+) -> Callable[[int, torch.Generator | None], tuple[SparseBatch, torch.Tensor]]:
+    """A lane that draws its rows, applies ``finish`` (if any) and the dtype, and maps them
+    with the row-wise ``fn`` (without autograd: grad mode is per thread), all in the lane's
+    own thread: no multi-threaded operation then follows the lanes, which would leave
+    OpenMP threads spin-waiting on the cores the next batch's lanes need."""
+
+    def lane(rows: int, generator: torch.Generator | None) -> tuple[SparseBatch, torch.Tensor]:
+        acts = draw(rows, generator)
+        if finish is not None:
+            acts = finish(acts)
+        acts = acts.to(dtype=dtype)
+        with torch.no_grad():
+            return acts, fn(acts)
+
+    return lane
+
+
+def merge_mapped(parts: list[tuple[SparseBatch, torch.Tensor]]) -> tuple[SparseBatch, torch.Tensor]:
+    """The lanes of :func:`mapped_lane` as one batch and one tensor, rows in lane order."""
+    return merge_rows([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
 def _forget_pool() -> None:
     """In a forked child the pool's threads do not exist: start a new pool there."""
     global _pool, _pool_lock
@@ -79,13 +109,14 @@ def _shared_pool() -> ThreadPoolExecutor:
 
 
 def sample_in_lanes(
-    draw: Callable[[int, torch.Generator | None], SparseBatch],
+    draw: Callable[[int, torch.Generator | None], T],
     batch_size: int,
     generator: torch.Generator | None,
     device: torch.device,
     workers: int,
-) -> SparseBatch:
-    """``draw(rows, generator)`` for every lane of the batch, merged in lane order.
+    merge: Callable[[list[T]], T] = merge_rows,  # type: ignore[assignment]
+) -> T:
+    """``draw(rows, generator)`` for every lane of the batch, merged in lane order by ``merge``.
 
     Each lane gets a generator seeded from ``generator`` (the global RNG if ``None``).
     With ``workers > 1`` lanes run in that many threads; callers must then hold the
@@ -98,15 +129,15 @@ def sample_in_lanes(
     gens = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     workers = max(1, min(workers, len(sizes)))
     if workers == 1:
-        return merge_rows([draw(rows, gen) for rows, gen in zip(sizes, gens)])
+        return merge([draw(rows, gen) for rows, gen in zip(sizes, gens)])
 
-    def run(lanes: list[int]) -> list[SparseBatch]:
+    def run(lanes: list[int]) -> list[T]:
         torch.set_num_threads(1)  # this thread's OpenMP setting; the global one is already 1
         return [draw(sizes[i], gens[i]) for i in lanes]
 
     groups = [list(range(w, len(sizes), workers)) for w in range(workers)]
     done = list(_shared_pool().map(run, groups))
-    by_lane: dict[int, SparseBatch] = {}
+    by_lane: dict[int, T] = {}
     for group, batches in zip(groups, done):
         by_lane.update(zip(group, batches))
-    return merge_rows([by_lane[i] for i in range(len(sizes))])
+    return merge([by_lane[i] for i in range(len(sizes))])

@@ -184,13 +184,16 @@ class SyntheticModel(nn.Module):
     @torch.no_grad()
     def sample(self, batch_size: int) -> torch.Tensor:
         """Hidden activations ``[batch_size, hidden_dim]`` (no dense feature tensor is formed)."""
-        return self.feature_dict(self.sample_sparse_features(batch_size))
+        return self.sample_with_sparse_features(batch_size)[0]
 
     @torch.no_grad()
     def sample_with_sparse_features(self, batch_size: int) -> tuple[torch.Tensor, SparseBatch]:
-        """``(hidden [B, D], features as a SparseBatch)``: the fast path for evaluation."""
-        features = self.sample_sparse_features(batch_size)
-        return self.feature_dict(features), features
+        """``(hidden [B, D], features as a SparseBatch)``: the fast path for evaluation.
+
+        A batch drawn in lanes gets its dictionary product in the lanes too (same values).
+        """
+        features, hidden = self.activation_generator.sample_sparse_and_map(batch_size, self.feature_dict)
+        return hidden, features
 
     @torch.no_grad()
     def sample_with_features(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:

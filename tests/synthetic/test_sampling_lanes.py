@@ -84,3 +84,30 @@ def _child_draw() -> int:
     torch.set_num_threads(2)
     gen = ActivationGenerator(32, 0.2, seed=10)
     return gen.sample_sparse(4 * MIN_LANE_ROWS).nnz
+
+
+def test_mapped_lanes_give_the_batch_and_its_map_and_run_in_the_lanes():
+    """sample_sparse_and_map: same batch as sample_sparse (same seed), the map of it, and, for
+    a batch drawn in lanes, the map runs per lane at the lanes' single intra-op thread (no
+    multi-threaded step after the lanes)."""
+    weight = torch.randn(40, 6)
+    threads_seen = []
+
+    def row_map(batch: SparseBatch) -> torch.Tensor:
+        threads_seen.append(torch.get_num_threads())
+        return batch.to_dense() @ weight
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for rows in (2 * MIN_LANE_ROWS + 3, MIN_LANE_ROWS):  # two lanes, then one
+            threads_seen.clear()
+            expected = _generator(4).sample_sparse(rows)
+            batch, mapped = _generator(4).sample_sparse_and_map(rows, row_map)
+            assert torch.equal(batch.offsets, expected.offsets) and torch.equal(batch.indices, expected.indices)
+            assert torch.equal(batch.values, expected.values)
+            torch.testing.assert_close(mapped, expected.to_dense() @ weight)
+            assert threads_seen == ([1, 1] if rows > MIN_LANE_ROWS else [2])
+            assert torch.get_num_threads() == 2  # the caller's setting survives
+    finally:
+        torch.set_num_threads(before)
