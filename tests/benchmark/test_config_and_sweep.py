@@ -209,3 +209,11 @@ def test_data_scale_estimate_leaves_the_sampling_stream_alone() -> None:
     assert scale == estimate_data_scale(model, num_samples=512, seed=3)
     assert scale.mean_sq_norm >= scale.mean_norm**2  # Jensen
     assert torch.equal(model.sample(8), expected)
+
+
+def test_cpu_recipe_scales_the_published_settings_to_a_short_run() -> None:
+    recipe = get_recipe("cpu")
+    jr = recipe.sae_settings("jumprelu", 12, 976, 512)
+    # published JumpReLU settings, with an lr at which directly learned thresholds can move in ~1,000 steps
+    assert jr["jumprelu_sparsity_loss_mode"] == "tanh" and jr["lr"] == 1e-2
+    assert recipe.sae_settings("matryoshka_batchtopk", 12, 976, 512)["matryoshka_widths"] == [16, 64, 256, 512]
