@@ -148,7 +148,7 @@ class BenchmarkConfig:
     model_seeds: list[int] | None = None
     d_sae: int = 256
     # 600k: the L0 controller needs ~1,200 steps to settle JumpReLU within 3% of the target on
-    # cpu_small (300k left it 5% off at L0 5); the default sweep still takes about a minute
+    # cpu_small (300k left it 5% off at L0 5); the default sweep takes about 85 s
     training_samples: int = 600_000
     batch_size: int = 512
     lr: float = 3e-3

@@ -11,7 +11,7 @@ A :class:`Recipe` has two parts:
 
 Recipes:
 
-- ``default``: what ``synthsae bench`` does without ``--recipe``: a one-minute CPU sweep
+- ``default``: what ``synthsae bench`` does without ``--recipe``: a 1.5-minute CPU sweep
   on ``cpu_small``.
 - ``synthsaebench``: the published SynthSAEBench-16k protocol (SAELens docs,
   ``synth_sae_bench.md``, and the SynthSAEBench experiments): width 4096, 200M samples,
@@ -72,7 +72,7 @@ def _default_settings(architecture: str, target: int, total_steps: int, d_sae: i
 
 DEFAULT = Recipe(
     name="default",
-    description="one-minute CPU sweep: topk, batchtopk, standard, jumprelu x L0 5, 10, 20 on cpu_small",
+    description="1.5-minute CPU sweep: topk, batchtopk, standard, jumprelu x L0 5, 10, 20 on cpu_small",
     defaults={},  # BenchmarkConfig's own defaults
     settings=_default_settings,
 )

@@ -2,7 +2,8 @@
 
 Without options it trains TopK, BatchTopK, standard (L1) and JumpReLU SAEs at L0 targets
 5, 10 and 20 on the ``cpu_small`` preset (12 SAEs, one shared data stream, one CPU thread
-unless ``--threads`` says otherwise), in about a minute, and prints one table per target.
+unless ``--threads`` says otherwise), in about a minute and a half, and prints one table per
+target.
 ``--recipe synthsaebench`` runs the published SynthSAEBench-16k protocol, ``--recipe cpu``
 the CPU-sized benchmark; ``--resume DIR`` continues a benchmark that was stopped; under
 ``torchrun`` the grid is split across the processes.
@@ -65,7 +66,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "bars). --resume DIR skips the finished SAEs. Under torchrun the grid is split across the processes "
         f"(rank 0 writes). Default: {', '.join(DEFAULT_ARCHITECTURES)} at L0 "
         f"{', '.join(map(str, DEFAULT_L0_TARGETS))} on the {DEFAULT_PRESET} preset, "
-        f"{defaults.training_samples:,} samples, seed 0, about a minute on a CPU.",
+        f"{defaults.training_samples:,} samples, seed 0, about a minute and a half on a CPU.",
         epilog=(
             "examples:\n"
             "  synthsae bench\n"
