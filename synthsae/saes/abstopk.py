@@ -54,15 +54,8 @@ class AbsTopKSAE(TopKSAE):
     cfg: AbsTopKSAEConfig
 
     def get_activation_fn(self) -> nn.Module:
-        """:class:`AbsTopK` with this SAE's ``k``."""
+        """:class:`AbsTopK` with this SAE's ``k`` (``encode`` applies it: signed latents)."""
         return AbsTopK(self.cfg.k)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Signed latents, exactly ``k`` candidates per row."""
-        hidden_pre = self.encoder_linear(x, self.W_enc, self.b_enc)
-        if self.cfg.rescale_acts_by_decoder_norm:
-            hidden_pre = hidden_pre * self.W_dec.norm(dim=-1)
-        return dense_row_abs_topk(hidden_pre, self.cfg.k)
 
 
 @dataclass

@@ -100,11 +100,12 @@ class TopKSAE(SAE):
         return TopK(self.cfg.k)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-row top-``k`` latents (ReLU applied, so fewer than ``k`` can be non-zero)."""
+        """Per-row top-``k`` latents through :meth:`get_activation_fn` (for TopK, ReLU applied,
+        so fewer than ``k`` can be non-zero)."""
         hidden_pre = self.encoder_linear(x, self.W_enc, self.b_enc)
         if self.cfg.rescale_acts_by_decoder_norm:
             hidden_pre = hidden_pre * self.W_dec.norm(dim=-1)
-        return dense_row_topk(hidden_pre, self.cfg.k)
+        return self.get_activation_fn()(hidden_pre)
 
     def decode(self, feature_acts: torch.Tensor) -> torch.Tensor:
         """Reconstruction; latents are divided by ``||W_dec_j||`` first when rescaling."""
