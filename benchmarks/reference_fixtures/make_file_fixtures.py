@@ -23,6 +23,7 @@ from pathlib import Path
 
 import sae_lens
 import torch
+from fixture_weights import perturb  # this folder (the script's own) is on sys.path
 from sae_lens import SAE
 from sae_lens.registry import get_sae_training_class
 from safetensors.torch import save_file
@@ -43,26 +44,12 @@ ARCHITECTURES: dict[str, dict] = {
 
 
 @torch.no_grad()
-def _perturb(sae: torch.nn.Module, generator: torch.Generator) -> None:
-    for name, param in sae.named_parameters():
-        if name == "threshold":
-            param.copy_(0.05 + 0.3 * torch.rand(param.shape, generator=generator))
-        elif name == "W_dec":
-            param.add_(0.1 * torch.randn(param.shape, generator=generator))
-            param.mul_(torch.linspace(0.5, 2.0, param.shape[0])[:, None])
-        else:
-            param.add_(0.1 * torch.randn(param.shape, generator=generator))
-    if hasattr(sae, "topk_threshold"):
-        sae.topk_threshold.fill_(0.15)
-
-
-@torch.no_grad()
 def _write(architecture: str, fields: dict, seed: int) -> None:
     sae_cls, cfg_cls = get_sae_training_class(architecture)
     torch.manual_seed(seed)
     sae = sae_cls(cfg_cls(d_in=D_IN, d_sae=D_SAE, **fields))
     generator = torch.Generator().manual_seed(seed + 1000)
-    _perturb(sae, generator)
+    perturb(sae, generator, topk_threshold=0.15)
     sae.eval()
     folder = OUT / architecture
     sae.save_model(folder / "checkpoint")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import sae_lens
 import torch
+from fixture_weights import perturb  # this folder (the script's own) is on sys.path
 from sae_lens.registry import get_sae_training_class
 from sae_lens.saes.sae import TrainStepInput
 from safetensors.torch import save_file
@@ -64,26 +65,12 @@ CASES["jumprelu_pre_act_dead"] = (
 )
 
 
-@torch.no_grad()
-def _perturb(sae: torch.nn.Module, generator: torch.Generator) -> None:
-    for name, param in sae.named_parameters():
-        if name == "threshold":
-            param.copy_(0.05 + 0.3 * torch.rand(param.shape, generator=generator))
-        elif name == "W_dec":
-            param.add_(0.1 * torch.randn(param.shape, generator=generator))
-            param.mul_(torch.linspace(0.5, 2.0, param.shape[0])[:, None])
-        else:
-            param.add_(0.1 * torch.randn(param.shape, generator=generator))
-    if hasattr(sae, "topk_threshold"):
-        sae.topk_threshold.fill_(0.3)
-
-
 def _write_case(name: str, architecture: str, fields: dict, coefficients: dict, with_dead: bool, seed: int) -> dict:
     sae_cls, cfg_cls = get_sae_training_class(architecture)
     torch.manual_seed(seed)
     sae = sae_cls(cfg_cls(d_in=D_IN, d_sae=D_SAE, **fields))
     generator = torch.Generator().manual_seed(seed + 1000)
-    _perturb(sae, generator)
+    perturb(sae, generator, topk_threshold=0.3)
     x = torch.randn(BATCH, D_IN, generator=generator) + 0.2
     dead = torch.tensor(DEAD) if with_dead else None
     init = {k: v.detach().clone() for k, v in sae.state_dict().items()}
