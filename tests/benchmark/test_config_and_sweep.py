@@ -87,7 +87,7 @@ def test_published_recipe_settings_per_architecture() -> None:
 def test_quadratic_jumprelu_takes_the_target_itself() -> None:
     cfg = BenchmarkConfig(architectures=["jumprelu"], l0_targets=[6], d_sae=32,
                           sae_settings={"jumprelu": {"jumprelu_sparsity_loss_mode": "quadratic"}})
-    run = build_runs(cfg, plan_runs(cfg), d_in=12, scale=DataScale(2.0, 5.0))[0]
+    run = build_runs(cfg, plan_runs(cfg), d_in=12, scale=DataScale(2.0, 5.0, 12))[0]
     assert run.sae.cfg.target_l0 == 6.0 and run.control is None  # no controller on top of its own loss
 
 
@@ -162,7 +162,7 @@ def test_runs_get_their_sparsity_setting_and_controller() -> None:
     archs = ["topk", "batchtopk", "matryoshka", "matching_pursuit", "standard", "gated", "jumprelu"]
     cfg = BenchmarkConfig(architectures=archs, l0_targets=[4, 8], d_sae=32, coefficients={"gated": [0.5, 0.25]},
                           sae_settings={"standard": {"lr": 1e-3}})
-    scale = DataScale(mean_norm=2.0, mean_sq_norm=5.0)
+    scale = DataScale(mean_norm=2.0, mean_sq_norm=5.0, dim=12)
     runs = {r.name: r for r in build_runs(cfg, plan_runs(cfg), d_in=12, scale=scale)}
     assert len(runs) == 14
     assert runs["topk_l0-4_seed-0"].sae.cfg.k == 4 and runs["batchtopk_l0-8_seed-0"].sae.cfg.k == 8.0
@@ -170,7 +170,7 @@ def test_runs_get_their_sparsity_setting_and_controller() -> None:
     assert runs["matching_pursuit_l0-8_seed-0"].sae.cfg.max_iterations == 8
     std = runs["standard_l0-4_seed-0"]
     assert std.sae.cfg.l1_coefficient == pytest.approx(L1_RULE_SCALE * 2.0 / 4**L1_RULE_POWER) and std.lr == 1e-3
-    assert runs["jumprelu_l0-8_seed-0"].sae.cfg.l0_coefficient == pytest.approx(L0_RULE_SCALE * 5.0 / 8)
+    assert runs["jumprelu_l0-8_seed-0"].sae.cfg.l0_coefficient == pytest.approx(L0_RULE_SCALE * (5.0 / 12) / 8**0.5)
     assert runs["gated_l0-8_seed-0"].sae.cfg.l1_coefficient == 0.25  # given coefficients are the start
     assert std.control.target_l0 == 4.0 and std.control.start_step == 0
     assert runs["topk_l0-4_seed-0"].control is None and runs["matching_pursuit_l0-4_seed-0"].control is None
@@ -193,7 +193,7 @@ def test_recipe_coefficients_need_no_data_scale_and_standard_waits_a_third() -> 
 
 def test_an_sae_starts_from_its_seed_whatever_else_is_built() -> None:
     cfg = BenchmarkConfig(**{**TINY, "seeds": [0, 1]})
-    scale = DataScale(2.0, 5.0)
+    scale = DataScale(2.0, 5.0, 12)
     every = {r.name: r.sae for r in build_runs(cfg, plan_runs(cfg), 12, scale)}
     alone = build_runs(cfg, [RunSpec("standard", 4, 1)], 12, scale)[0].sae
     assert torch.equal(alone.W_dec, every["standard_l0-4_seed-1"].W_dec)
@@ -208,12 +208,17 @@ def test_data_scale_estimate_leaves_the_sampling_stream_alone() -> None:
     scale = estimate_data_scale(model, num_samples=512, seed=3)
     assert scale == estimate_data_scale(model, num_samples=512, seed=3)
     assert scale.mean_sq_norm >= scale.mean_norm**2  # Jensen
+    assert scale.dim == TINY_MODEL["hidden_dim"] and scale.mean_sq_per_dim == scale.mean_sq_norm / scale.dim
+    with pytest.raises(ValueError, match="DataScale.dim must be an integer >= 1"):
+        DataScale(1.0, 1.0, 0)
     assert torch.equal(model.sample(8), expected)
 
 
 def test_cpu_recipe_scales_the_published_settings_to_a_short_run() -> None:
     recipe = get_recipe("cpu")
-    jr = recipe.sae_settings("jumprelu", 12, 976, 512)
-    # published JumpReLU settings, with an lr at which directly learned thresholds can move in ~1,000 steps
-    assert jr["jumprelu_sparsity_loss_mode"] == "tanh" and jr["lr"] == 1e-2
-    assert recipe.sae_settings("matryoshka_batchtopk", 12, 976, 512)["matryoshka_widths"] == [16, 64, 256, 512]
+    jr = recipe.sae_settings("jumprelu", 12, 3906, 512)
+    # published JumpReLU settings, with an lr at which directly learned thresholds follow the controller
+    assert jr["jumprelu_sparsity_loss_mode"] == "tanh" and jr["lr"] == 3e-3
+    assert recipe.sae_settings("matryoshka_batchtopk", 12, 3906, 512)["matryoshka_widths"] == [16, 64, 256, 512]
+    # many short steps: ~3,900 of batch 256 over 1M samples
+    assert recipe.defaults["batch_size"] == 256 and recipe.defaults["training_samples"] == 1_000_000
