@@ -15,9 +15,9 @@
    measures the probe ceiling, and writes ``leaderboard.md/.csv/.json``,
    ``leaderboard_runs.csv`` and the plots.
 
-Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) the grid's cells are dealt round-robin to
-the processes, each of which trains its share with its own trainer (no gradient traffic).
-An SAE's batches depend on its seed only, and every SAE computes alone (the L0 controller
+Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) each seed group's cells are dealt to the
+processes by estimated cost (:func:`~synthsae.benchmark.sweep.deal_runs`), each of which
+trains its share with its own trainer (no gradient traffic). An SAE's batches depend on its seed only, and every SAE computes alone (the L0 controller
 is elementwise, initialisation reseeds per SAE, activation norms come from their own
 stream), so each trains exactly as in a single-process run. Rank 0 gathers each seed
 group's finished SAEs, writes every file and returns the full result; the other ranks
@@ -55,6 +55,7 @@ from synthsae.benchmark.sweep import (
     RunSpec,
     SweepRun,
     build_runs,
+    deal_runs,
     estimate_data_scale,
     needs_data_scale,
     plan_runs,
@@ -311,7 +312,7 @@ def run_benchmark(cfg: BenchmarkConfig, model: Any = None, *, resume: bool = Fal
     device = _rank_device(cfg)
     all_specs = plan_runs(cfg)
     todo = [s for s in all_specs if s.name not in finished_names]
-    mine = todo[rank::distributed.world_size()]
+    mine = deal_runs(todo, distributed.world_size(), rank)
     records: dict[str, RunRecord] = dict(finished)
     write_errors: list[str] = []
     timing: dict[str, Any] = {"groups": []}

@@ -19,7 +19,7 @@ How an L0 target becomes a sparsity setting:
   of the model before training). The L1 constants were fitted on ``cpu_small``, where
   they land within about a factor of 1.5 of the coefficient the controller ends with; the
   L0 constant on ``cpu_small`` at L0 5, 10 and 20 and on SynthSAEBench-16k at L0 25,
-  where it lands within a factor of 1.4 (the earlier ``E||x||^2 / target`` rule was ten
+  where it lands within a factor of about 1.5 (the earlier ``E||x||^2 / target`` rule was ten
   times too large on the 16k model: its JumpReLU SAEs collapsed to L0 2 at the start and
   the controller could not settle in a 2,000-step run). With ``l0_control`` (the default) an
   :class:`~synthsae.training.l0_control.L0Controller` then steers the coefficient so that
@@ -55,9 +55,11 @@ __all__ = [
     "build_runs",
     "canonical_architecture",
     "check_architecture",
+    "deal_runs",
     "estimate_data_scale",
     "needs_data_scale",
     "plan_runs",
+    "relative_cost",
     "settings_for",
     "sparsity_knobs",
     "sparsity_setting",
@@ -202,6 +204,42 @@ def plan_runs(cfg: BenchmarkConfig) -> list[RunSpec]:
     return [RunSpec(arch, target, seed, model_seed)
             for model_seed in model_seeds for seed in cfg.seeds
             for arch in cfg.architectures for target in cfg.l0_targets]
+
+
+def relative_cost(spec: RunSpec) -> float:
+    """A training step's cost for ``spec`` relative to a BatchTopK SAE of the same width (the
+    estimate :func:`deal_runs` balances; it only sets who trains what, never a result)."""
+    if spec.architecture == "matching_pursuit":
+        # one atom selection (a [batch, d_in] x [d_in, d_sae] product) per iteration, and
+        # max_iterations = target: 2.8x BatchTopK at L0 12 on cpu_bench, measured
+        return 1.0 + spec.target_l0 / 6
+    if spec.architecture == "matryoshka_batchtopk":
+        return 1.6  # one decode per nested width: 47 s against BatchTopK's 29 s on cpu_bench
+    return 1.0
+
+
+def deal_runs(specs: list[RunSpec], world_size: int, rank: int) -> list[RunSpec]:
+    """The runs process ``rank`` of ``world_size`` trains, in grid order.
+
+    The processes meet after every (model seed, seed) group, so each group is dealt on its
+    own: its runs, costliest first (:func:`relative_cost`, ties in grid order), each to the
+    process with the least work so far (ties to the lowest rank). Every process computes the
+    same deal. Which process trains a run does not change it (its streams follow its seed).
+    """
+    if world_size == 1:
+        return list(specs)
+    groups: dict[tuple[int | None, int], list[int]] = {}
+    for index, spec in enumerate(specs):
+        groups.setdefault((spec.model_seed, spec.seed), []).append(index)
+    mine: list[int] = []
+    for indices in groups.values():
+        load = [0.0] * world_size
+        for index in sorted(indices, key=lambda i: (-relative_cost(specs[i]), i)):
+            owner = min(range(world_size), key=lambda r: (load[r], r))
+            load[owner] += relative_cost(specs[index])
+            if owner == rank:
+                mine.append(index)
+    return [specs[i] for i in sorted(mine)]
 
 
 def needs_data_scale(cfg: BenchmarkConfig, specs: list[RunSpec]) -> bool:

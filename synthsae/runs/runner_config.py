@@ -19,19 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from synthsae.config_values import (
-    apply_overrides,
     check_bool,
-    check_choice,
     check_device,
     check_float,
     check_int,
-    check_keys,
     check_str,
     dataclass_values,
     load_config_data,
     parse_override,
     parse_yaml_scalar,
     write_config_file,
+)
+from synthsae.runs.sae_section import (
+    apply_runner_overrides,
+    build_sae_config,
+    prefixed_error,
+    training_config_class,
 )
 from synthsae.saes.config import TrainingSAEConfig
 from synthsae.synthetic.model_config import SyntheticModelConfig
@@ -50,69 +53,6 @@ RUNNER_CONFIG_FILENAME = "runner_config.json"
 
 # Keys of the reference's serialised config that we accept and drop.
 _IGNORED_KEYS = ("sae_lens_version",)
-
-
-def _training_cfg_class(architecture: Any) -> type[TrainingSAEConfig]:
-    from synthsae.saes.registry import get_sae_architecture, list_sae_architectures
-
-    check_str("sae.architecture", architecture)
-    if architecture not in list_sae_architectures():
-        trainable = [n for n in list_sae_architectures() if get_sae_architecture(n).training_cls is not None]
-        check_choice("sae.architecture", architecture, trainable)
-    entry = get_sae_architecture(architecture)
-    if entry.training_cfg_cls is None:
-        raise ValueError(f"sae.architecture: {architecture!r} is inference-only and cannot be trained")
-    return entry.training_cfg_cls
-
-
-def _prefixed(err: Exception, prefix: str) -> Exception:
-    """The same kind of error with ``prefix`` in front of its message."""
-    kind = type(err) if isinstance(err, (ValueError, TypeError)) else ValueError
-    message = str(err)
-    return kind(message if message.startswith(prefix) else f"{prefix}{message}")
-
-
-def build_sae_config(data: Mapping[str, Any], d_in: int | None = None) -> TrainingSAEConfig:
-    """A training-SAE config from its dict form (``architecture`` selects the class).
-
-    ``d_in`` fills in a missing ``d_in``; keys that are not fields of the class raise a
-    ``ValueError`` that names them.
-    """
-    if not isinstance(data, Mapping):
-        raise TypeError(f"sae must be a mapping or a TrainingSAEConfig, got {type(data).__name__}")
-    values = dict(data)
-    if "architecture" not in values:
-        raise ValueError("sae.architecture is required (e.g. 'batchtopk', 'topk', 'standard', 'jumprelu')")
-    cfg_cls = _training_cfg_class(values["architecture"])
-    check_keys(f"sae ({values['architecture']})", values, ["architecture", *sorted(_field_names(cfg_cls))])
-    if values.get("d_in") is None:
-        values["d_in"] = d_in if d_in is not None else 1  # placeholder: validates the other fields
-    try:
-        return cfg_cls.from_dict(values)
-    except (ValueError, TypeError) as err:
-        raise _prefixed(err, "sae: ") from None
-
-
-def _field_names(cfg_cls: type) -> set[str]:
-    return {f.name for f in fields(cfg_cls) if f.init}
-
-
-def switch_sae_architecture(section: Any, architecture: Any) -> dict[str, Any]:
-    """The ``sae`` section for ``architecture``: the keys of ``section`` that its config class
-    also has (``d_sae``, ``k`` from TopK to BatchTopK, ...) are kept, the others dropped, so
-    every other field takes the new architecture's default."""
-    values = section.to_dict() if isinstance(section, TrainingSAEConfig) else dict(section or {})
-    keep = _field_names(_training_cfg_class(architecture))
-    return {"architecture": architecture, **{k: v for k, v in values.items() if k in keep}}
-
-
-def apply_runner_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` with dotted ``overrides`` applied; ``sae.architecture`` first switches the whole
-    ``sae`` section to that architecture (:func:`switch_sae_architecture`)."""
-    overrides = dict(overrides)
-    if "sae.architecture" in overrides:
-        data = {**data, "sae": switch_sae_architecture(data.get("sae"), overrides.pop("sae.architecture"))}
-    return apply_overrides(data, overrides)
 
 
 # ------------------------------------------------------------------ the config
@@ -232,7 +172,7 @@ class SyntheticSAERunnerConfig:
             try:
                 self.logger = LoggingConfig.from_dict(dict(self.logger))
             except (ValueError, TypeError) as err:
-                raise _prefixed(err, "logger: ") from None
+                raise prefixed_error(err, "logger: ") from None
         if not isinstance(self.logger, LoggingConfig):
             raise TypeError(f"logger must be a LoggingConfig or its dict form, got {type(self.logger).__name__}")
 
@@ -271,7 +211,7 @@ class SyntheticSAERunnerConfig:
         try:
             L0ControlConfig(target_l0=self.target_l0 or 1.0, **self.l0_control)
         except (TypeError, ValueError) as err:
-            raise _prefixed(err, "l0_control: ") from None
+            raise prefixed_error(err, "l0_control: ") from None
         if self.target_l0 is None:
             return
         sae = self.sae if isinstance(self.sae, TrainingSAEConfig) else None
@@ -284,7 +224,7 @@ class SyntheticSAERunnerConfig:
                 raise ValueError(f"target_l0 ({self.target_l0:g}) differs from sae.target_l0 ({own:g}) of the "
                                  "quadratic JumpReLU loss; give one of them")
             return
-        cfg_or_cls = sae if sae is not None else _training_cfg_class(self.architecture)
+        cfg_or_cls = sae if sae is not None else training_config_class(self.architecture)
         if not supports_l0_control(cfg_or_cls):
             knob = getattr(cfg_or_cls, "sparsity_field", None) or "its own config"
             raise ValueError(f"target_l0: a {self.architecture} SAE sets its L0 through {knob} (set it to "
@@ -299,7 +239,7 @@ class SyntheticSAERunnerConfig:
         sae = self.sae if isinstance(self.sae, TrainingSAEConfig) else None
         mode = getattr(sae, "jumprelu_sparsity_loss_mode", None) if sae is not None \
             else self.sae.get("jumprelu_sparsity_loss_mode")
-        cfg_or_cls = sae if sae is not None else _training_cfg_class(self.architecture)
+        cfg_or_cls = sae if sae is not None else training_config_class(self.architecture)
         if mode == "quadratic" or not supports_l0_control(cfg_or_cls):
             return None
         return L0Controller({0: L0ControlConfig(target_l0=self.target_l0, **self.l0_control)})
@@ -402,4 +342,4 @@ def _model_from_mapping(data: Mapping[str, Any]) -> SyntheticModelConfig:
     try:
         return SyntheticModelConfig.from_dict(data)
     except (ValueError, TypeError) as err:
-        raise _prefixed(err, "synthetic_model: ") from None
+        raise prefixed_error(err, "synthetic_model: ") from None

@@ -136,21 +136,22 @@ class SAEConfig:
         inference = entry.inference_cfg_cls
         training = entry.training_cfg_cls
         if inference is not None and inference.architecture() == architecture:
-            if training is None or not keys & (_field_names(training) - _field_names(inference)):
+            if training is None or not keys & (init_field_names(training) - init_field_names(inference)):
                 return inference
         if training is None:
             raise ValueError(f"architecture {architecture!r} has no config class")
         return training
 
 
-def _field_names(cfg_cls: type) -> set[str]:
+def init_field_names(cfg_cls: type) -> set[str]:
+    """The names of the dataclass fields of ``cfg_cls`` that its constructor takes."""
     return {f.name for f in fields(cfg_cls) if f.init}
 
 
 def drop_unknown_keys(values: Mapping[str, Any], cfg_cls: type, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
     """``values`` without the keys that are not fields of ``cfg_cls``, warning about any
     dropped key not listed in ``ignore``."""
-    known = _field_names(cfg_cls)
+    known = init_field_names(cfg_cls)
     unknown = sorted(set(values) - known - set(ignore))
     if unknown:
         warnings.warn(

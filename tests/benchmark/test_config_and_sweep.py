@@ -17,9 +17,11 @@ from synthsae.benchmark.sweep import (
     DataScale,
     RunSpec,
     build_runs,
+    deal_runs,
     estimate_data_scale,
     needs_data_scale,
     plan_runs,
+    relative_cost,
     stream_seed,
 )
 from synthsae.synthetic.synthetic_model import SyntheticModel
@@ -222,3 +224,21 @@ def test_cpu_recipe_scales_the_published_settings_to_a_short_run() -> None:
     assert recipe.sae_settings("matryoshka_batchtopk", 12, 3906, 512)["matryoshka_widths"] == [16, 64, 256, 512]
     # many short steps: ~3,900 of batch 256 over 1M samples
     assert recipe.defaults["batch_size"] == 256 and recipe.defaults["training_samples"] == 1_000_000
+
+
+def test_runs_are_dealt_to_processes_by_cost_within_each_seed_group() -> None:
+    cfg = BenchmarkConfig.from_recipe("cpu", {"model_config": TINY_MODEL})
+    specs = plan_runs(cfg)  # 5 architectures x 3 seeds
+    assert deal_runs(specs, 1, 0) == specs
+    shares = [deal_runs(specs, 2, rank) for rank in (0, 1)]
+    assert sorted(shares[0] + shares[1], key=specs.index) == specs and not set(shares[0]) & set(shares[1])
+    assert all(share == sorted(share, key=specs.index) for share in shares)  # grid order kept
+    for seed in cfg.seeds:
+        group = [[s.architecture for s in share if s.seed == seed] for share in shares]
+        # matching pursuit (cost 3 at L0 12) alone with one cheap SAE; Matryoshka (1.6) with two
+        assert group[0] == ["standard", "matching_pursuit"], group
+        assert group[1] == ["batchtopk", "matryoshka_batchtopk", "jumprelu"], group
+        loads = [sum(relative_cost(s) for s in share if s.seed == seed) for share in shares]
+        round_robin = [sum(relative_cost(s) for s in specs[r::2] if s.seed == seed) for r in (0, 1)]
+        assert max(loads) < max(round_robin)
+    assert relative_cost(RunSpec("matching_pursuit", 12, 0)) == 3.0 and relative_cost(RunSpec("topk", 12, 0)) == 1.0
