@@ -17,9 +17,10 @@
 
 Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) each seed group's cells are dealt to the
 processes by estimated cost (:func:`~synthsae.benchmark.sweep.deal_runs`), each of which
-trains its share with its own trainer (no gradient traffic). An SAE's batches depend on its seed only, and every SAE computes alone (the L0 controller
-is elementwise, initialisation reseeds per SAE, activation norms come from their own
-stream), so each trains exactly as in a single-process run. Rank 0 gathers each seed
+trains its share with its own trainer (no gradient traffic). An SAE's batches depend on
+its seed only, and every SAE computes alone (the L0 controller is elementwise,
+initialisation reseeds per SAE, activation norms come from their own stream), so each
+trains exactly as in a single-process run. Rank 0 gathers each seed
 group's finished SAEs, writes every file and returns the full result; the other ranks
 return theirs.
 """

@@ -83,6 +83,7 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
         self.batch_size = batch_size
         self.autocast = bool(autocast)
         self._sample_sparse = getattr(activations_generator, "sample_sparse", None)
+        self._sample_and_map = getattr(activations_generator, "sample_sparse_and_map", None)
         if chunk_batches is None:
             per_batch = batch_size * int(getattr(feature_dict, "hidden_dim", 1))
             chunk_batches = max(1, min(_MAX_CHUNK_BATCHES, _CHUNK_ELEMENTS // per_batch))
@@ -100,6 +101,10 @@ class SyntheticActivationIterator(Iterator[torch.Tensor]):
         # the firing process always runs in full precision; autocast covers only the
         # dictionary product (sampling hands integer indices and fp32 values to numpy/torch ops
         # that bf16 would break or bias)
+        if self._sample_and_map is not None and not self.autocast:
+            # each sampling lane maps its own rows (no multi-threaded product after the lanes);
+            # autocast is per thread, so a bf16 product stays on this thread below
+            return self._sample_and_map(rows, self.feature_dict)[1]
         if self._sample_sparse is not None:
             features = self._sample_sparse(rows)
         else:

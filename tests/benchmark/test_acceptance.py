@@ -99,7 +99,9 @@ def test_cpu_recipe_reproduces_the_published_f1_ordering() -> None:
 
     Margins: the seed sd of an architecture's mean F1 here is about 0.01 (measured: 0.002-0.01 over 3
     seeds), so a gap of 0.03 between two means is at least two combined sds of the means' difference."""
-    result = run_benchmark(BenchmarkConfig(recipe="cpu", plots=False, absorption=False, show_progress=False))
+    cfg = BenchmarkConfig.from_recipe("cpu", {"plots": False, "absorption": False, "show_progress": False})
+    assert cfg.seeds == [0, 1, 2] and cfg.batch_size == 256  # the recipe, not the default sweep
+    result = run_benchmark(cfg)
     f1 = {row["architecture"]: row["f1_mean"] for row in result.summaries}
     assert set(f1) == {"batchtopk", "matryoshka_batchtopk", "jumprelu", "standard", "matching_pursuit"}
     middle = ("batchtopk", "jumprelu")

@@ -55,6 +55,38 @@ def test_iterator_shape_sparsity_and_values():
         assert torch.allclose(batch, fd2(gen2.sample_sparse(512)), atol=1e-6)
 
 
+def test_iterator_maps_each_sampling_lane_and_gives_the_same_batches():
+    """Batches drawn in several lanes (CPU, two threads, >= 2 * 512 rows) are mapped through
+    the dictionary inside each lane: bit for bit the dictionary of the sparse sample."""
+    from synthsae.synthetic.sampling_lanes import MIN_LANE_ROWS
+
+    calls = []
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        fd, gen = toy(4)
+        original = gen.sample_sparse_and_map
+
+        def counted(rows, fn):
+            calls.append(rows)
+            return original(rows, fn)
+
+        gen.sample_sparse_and_map = counted
+        it = SyntheticActivationIterator(fd, gen, batch_size=2 * MIN_LANE_ROWS, chunk_batches=1)
+        batches = [next(it) for _ in range(2)]
+        fd2, gen2 = toy(4)
+        with torch.no_grad():
+            expected = [fd2(gen2.sample_sparse(2 * MIN_LANE_ROWS)) for _ in range(2)]
+        assert calls == [2 * MIN_LANE_ROWS] * 2
+        assert all(torch.equal(a, b) for a, b in zip(batches, expected))
+        # under autocast the product stays on the caller's thread (autocast is per thread)
+        calls.clear()
+        next(SyntheticActivationIterator(fd, gen, batch_size=2 * MIN_LANE_ROWS, autocast=True))
+        assert calls == []
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_iterator_dense_fallback_matches():
     fd, gen = toy(2)
     dense = SyntheticActivationIterator(fd, DenseOnly(gen), batch_size=64)
