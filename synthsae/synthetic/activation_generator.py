@@ -372,13 +372,15 @@ class ActivationGenerator(nn.Module):
 
         ``fn`` must work row by row (its value on a batch is its values on blocks of rows,
         concatenated), e.g. a :class:`~synthsae.synthetic.FeatureDictionary`. A CPU batch
-        drawn in lanes, with no modifier after a fused hierarchy, is mapped inside each
-        lane (see :func:`~synthsae.synthetic.sampling_lanes.mapped_lane`): the same values,
-        without a multi-threaded step after the lanes.
+        drawn in lanes on several threads, with no modifier after a fused hierarchy, is
+        mapped inside each lane (see :func:`~synthsae.synthetic.sampling_lanes.mapped_lane`):
+        the same values, without a multi-threaded step after the lanes. Lanes that run one
+        after the other on one thread gain nothing from it, and the batch is mapped whole.
         """
         if isinstance(batch_size, int) and not isinstance(batch_size, bool):
             start = 1 if self._fused() is not None else 0
-            if start == len(self._modifiers) and len(lane_sizes(batch_size, self.device)) > 1:
+            if (start == len(self._modifiers) and len(lane_sizes(batch_size, self.device)) > 1
+                    and self._lane_workers() > 1):
                 finish = self._relu if self._modifiers else None
                 return self._draw(batch_size, lambda draw: mapped_lane(draw, fn, finish, self.dtype), merge_mapped)
         batch = self.sample_sparse(batch_size)

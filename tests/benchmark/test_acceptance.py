@@ -95,7 +95,7 @@ def test_a_killed_sweep_resumes_to_the_same_tables(tmp_path: Path) -> None:
 def test_cpu_recipe_reproduces_the_published_f1_ordering() -> None:
     """The CPU ordering benchmark (`synthsae bench --recipe cpu`, 3 seeds): Matryoshka ahead of BatchTopK
     and JumpReLU, both clearly ahead of Standard and matching pursuit (the published SynthSAEBench-16k
-    ordering on F1). About 15 minutes on one core.
+    ordering on F1). About 16 minutes on one thread.
 
     Margins: the seed sd of an architecture's mean F1 here is about 0.01 (measured: 0.002-0.01 over 3
     seeds), so a gap of 0.03 between two means is at least two combined sds of the means' difference."""

@@ -109,5 +109,12 @@ def test_mapped_lanes_give_the_batch_and_its_map_and_run_in_the_lanes():
             torch.testing.assert_close(mapped, expected.to_dense() @ weight)
             assert threads_seen == ([1, 1] if rows > MIN_LANE_ROWS else [2])
             assert torch.get_num_threads() == 2  # the caller's setting survives
+        # one thread: the lanes run one after the other, and the batch is mapped whole (one call)
+        torch.set_num_threads(1)
+        threads_seen.clear()
+        rows = 2 * MIN_LANE_ROWS + 3
+        batch, mapped = _generator(4).sample_sparse_and_map(rows, row_map)
+        assert threads_seen == [1] and mapped.shape == (rows, 6)
+        torch.testing.assert_close(mapped, _generator(4).sample_sparse(rows).to_dense() @ weight)
     finally:
         torch.set_num_threads(before)
