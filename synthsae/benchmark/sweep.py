@@ -226,6 +226,11 @@ def deal_runs(specs: list[RunSpec], world_size: int, rank: int) -> list[RunSpec]
     process with the least work so far (ties to the lowest rank). Every process computes the
     same deal. Which process trains a run does not change it (its streams follow its seed).
     """
+    for name, value, low in (("world_size", world_size, 1), ("rank", rank, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"deal_runs: {name} must be an integer >= {low}, got {value!r}")
+    if rank >= world_size:
+        raise ValueError(f"deal_runs: rank {rank} is out of range for {world_size} processes")
     if world_size == 1:
         return list(specs)
     groups: dict[tuple[int | None, int], list[int]] = {}

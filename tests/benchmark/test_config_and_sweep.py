@@ -242,3 +242,7 @@ def test_runs_are_dealt_to_processes_by_cost_within_each_seed_group() -> None:
         round_robin = [sum(relative_cost(s) for s in specs[r::2] if s.seed == seed) for r in (0, 1)]
         assert max(loads) < max(round_robin)
     assert relative_cost(RunSpec("matching_pursuit", 12, 0)) == 3.0 and relative_cost(RunSpec("topk", 12, 0)) == 1.0
+    with pytest.raises(ValueError, match="rank 2 is out of range for 2 processes"):
+        deal_runs(specs, 2, 2)
+    with pytest.raises(ValueError, match="world_size must be an integer >= 1, got 0"):
+        deal_runs(specs, 0, 0)
